@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from sample_ml.data_loaders.base import DataLoader
+from sample_ml.errors import DataSourceError
+from sample_ml.schema import DIABETES, Schema
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _mask(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+class SQLDataLoader(DataLoader):
+    """A table in any SQLAlchemy database; SQLite is the embedded default."""
+
+    name = "sql"
+
+    def __init__(self, url: str, table: str = "diabetes", schema: Schema = DIABETES) -> None:
+        super().__init__(schema)
+        if not _IDENT.match(table):
+            raise DataSourceError(f"table name {table!r} is not a plain SQL identifier")
+        self.url = url
+        self.table = table
+
+    def describe(self) -> str:
+        return f"table {self.table!r} at {_mask(self.url)}"
+
+    def read(self) -> pd.DataFrame:
+        try:
+            url = sa.make_url(self.url)
+        except ArgumentError as err:
+            raise DataSourceError(
+                f"{self.url!r} is not a SQLAlchemy URL (e.g. sqlite:///path/to/file.sqlite)"
+            ) from err
+        if url.get_backend_name() == "sqlite":
+            # SQLite would silently create an empty database for a missing file.
+            db = url.database or ""
+            if db not in ("", ":memory:") and not Path(db).is_file():
+                raise DataSourceError(f"SQLite database {db!r} does not exist; check the URL")
+        try:
+            engine = sa.create_engine(url)
+        except (NoSuchModuleError, ImportError) as err:
+            raise DataSourceError(
+                f"no driver for {_mask(self.url)}: {err}; install the database's SQLAlchemy driver"
+            ) from err
+        try:
+            with engine.connect() as conn:
+                if not sa.inspect(conn).has_table(self.table):
+                    raise DataSourceError(f"{self.describe()} does not exist")
+                return pd.read_sql_table(self.table, conn)
+        except SQLAlchemyError as err:
+            raise DataSourceError(
+                f"cannot read {self.describe()}: {type(err).__name__}: {err.args[0] if err.args else err}; "
+                "check that the database is reachable and the credentials are right"
+            ) from err
+        finally:
+            engine.dispose()

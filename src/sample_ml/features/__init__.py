@@ -1,0 +1,1 @@
+"""Feature flows, each a scikit-learn transformer pipeline over pandas frames."""

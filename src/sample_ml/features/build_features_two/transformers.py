@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sample_ml.features.common import FrameTransformer
+
+
+class LogTransform(FrameTransformer):
+    """``log1p`` of positive-valued columns; other columns pass through."""
+
+    def __init__(self, columns: tuple[str, ...] = ("s1", "s2", "s3", "s6")) -> None:
+        self.columns = columns
+
+    def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        for col in self.columns:
+            if col in out:
+                out[col] = np.log1p(out[col].clip(lower=0.0))
+        return out
+
+
+class RatioFeatures(FrameTransformer):
+    """Ratios of raw columns, e.g. total cholesterol over HDL; a zero denominator gives 0."""
+
+    def __init__(self, ratios: tuple[tuple[str, str], ...] = (("s1", "s3"), ("bmi", "age"))) -> None:
+        self.ratios = ratios
+
+    def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        for num, den in self.ratios:
+            d = frame[den].replace(0.0, np.nan)
+            out[f"{num}_per_{den}"] = (frame[num] / d).fillna(0.0)
+        return out
+
+    def _names_out(self, names_in: list[str]) -> list[str]:
+        return names_in + [f"{n}_per_{d}" for n, d in self.ratios]
+
+
+class CategoryIndicator(FrameTransformer):
+    """Replace a small-integer category column by one indicator per non-reference level."""
+
+    def __init__(self, column: str = "sex", categories: tuple[int, ...] = (1, 2)) -> None:
+        self.column = column
+        self.categories = categories
+
+    def _levels(self) -> list[int]:
+        return list(self.categories[1:])
+
+    def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.drop(columns=[self.column])
+        for level in self._levels():
+            out[f"{self.column}_{level}"] = (frame[self.column] == level).astype("float64")
+        return out
+
+    def _names_out(self, names_in: list[str]) -> list[str]:
+        return [n for n in names_in if n != self.column] + [f"{self.column}_{lv}" for lv in self._levels()]

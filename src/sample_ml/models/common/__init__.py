@@ -1,0 +1,1 @@
+"""Shared model plumbing: the registry and fitted-state checks."""

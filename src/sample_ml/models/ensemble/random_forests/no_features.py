@@ -1,0 +1,24 @@
+"""Random forest on the raw columns: trees need no scaling or engineered features."""
+
+from __future__ import annotations
+
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.pipeline import Pipeline
+
+
+def build(
+    n_estimators: int = 100, max_depth: int | None = 6, min_samples_leaf: int = 5, random_state: int = 0
+) -> Pipeline:
+    return Pipeline(
+        [
+            (
+                "model",
+                RandomForestRegressor(
+                    n_estimators=n_estimators,
+                    max_depth=max_depth,
+                    min_samples_leaf=min_samples_leaf,
+                    random_state=random_state,
+                ),
+            )
+        ]
+    )

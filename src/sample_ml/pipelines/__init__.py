@@ -1,0 +1,1 @@
+"""The stages: train, evaluate, predict. Each takes paths and settings; nothing runs on import."""
