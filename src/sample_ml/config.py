@@ -69,9 +69,7 @@ def _section(cls: type, raw: Any, where: str) -> Any:
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(default, dict) and type(value) is not type(default):
-            raise ConfigError(
-                f"{where}.{key}: expected {type(default).__name__}, got {value!r}"
-            )
+            raise ConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
         values[key] = value
     return cls(**values)
 

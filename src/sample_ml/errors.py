@@ -26,9 +26,7 @@ class UnknownNameError(SampleMLError):
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind, self.name, self.known = kind, name, sorted(known)
-        super().__init__(
-            f"unknown {kind} {name!r}; choose one of: {', '.join(self.known)}"
-        )
+        super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(self.known)}")
 
 
 class ConfigError(SampleMLError):

@@ -44,10 +44,7 @@ class Schema:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "features": [
-                {"name": c.name, "kind": c.kind, "categories": list(c.categories)}
-                for c in self.features
-            ],
+            "features": [{"name": c.name, "kind": c.kind, "categories": list(c.categories)} for c in self.features],
             "target": self.target,
         }
 
@@ -78,38 +75,33 @@ class Schema:
             expected.append(self.target)
         missing = [c for c in expected if c not in frame.columns]
         if missing:
-            raise SchemaError(
-                f"{source} is missing column(s) {missing}; expected {expected}"
-            )
+            raise SchemaError(f"{source} is missing column(s) {missing}; expected {expected}")
         extra = [c for c in frame.columns if c not in expected]
         if extra and self.extra_columns == "error":
             raise SchemaError(
-                f"{source} has unexpected column(s) {[str(c) for c in extra]}; "
-                f"expected exactly {expected}"
+                f"{source} has unexpected column(s) {[str(c) for c in extra]}; expected exactly {expected}"
             )
         out = frame.loc[:, expected].copy()
         bad_type = [
-            c for c in expected
+            c
+            for c in expected
             if not (pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]))
         ]
         if bad_type:
             raise SchemaError(
-                f"{source} has non-numeric values in column(s) {bad_type}; "
-                "every feature must be a number"
+                f"{source} has non-numeric values in column(s) {bad_type}; every feature must be a number"
             )
         out = out.astype("float64")
         nan_cols = [c for c in expected if out[c].isna().any()]
         if nan_cols:
             counts = {c: int(out[c].isna().sum()) for c in nan_cols}
-            raise SchemaError(
-                f"{source} has missing values (NaN) in {counts}; fill or drop those rows first"
-            )
+            raise SchemaError(f"{source} has missing values (NaN) in {counts}; fill or drop those rows first")
         inf_cols = [c for c in expected if not np.isfinite(out[c].to_numpy()).all()]
         if inf_cols:
             raise SchemaError(f"{source} has infinite values in column(s) {inf_cols}")
         for col in self.features:
             if col.kind == CATEGORICAL and col.categories:
-                unknown = sorted(set(out[col.name].unique()) - {float(v) for v in col.categories})
+                unknown = sorted({float(v) for v in out[col.name].unique()} - {float(v) for v in col.categories})
                 if unknown:
                     raise SchemaError(
                         f"{source} column {col.name!r} has value(s) {unknown[:5]} outside its "

@@ -40,9 +40,7 @@ class SQLDataLoader(DataLoader):
         try:
             url = sa.make_url(self.url)
         except ArgumentError as err:
-            raise DataSourceError(
-                f"{self.url!r} is not a SQLAlchemy URL (e.g. sqlite:///path/to/file.sqlite)"
-            ) from err
+            raise DataSourceError(f"{self.url!r} is not a SQLAlchemy URL (e.g. sqlite:///path/to/file.sqlite)") from err
         if url.get_backend_name() == "sqlite":
             # SQLite would silently create an empty database for a missing file.
             db = url.database or ""

@@ -58,7 +58,7 @@ def summarize(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
         values = frame[col.name]
         if col.kind == CATEGORICAL:
             counts = values.value_counts().sort_index()
-            feats[col.name] = {"kind": col.kind, "counts": {str(int(k)): int(v) for k, v in counts.items()}}
+            feats[col.name] = {"kind": col.kind, "counts": {str(int(float(str(k)))): int(v) for k, v in counts.items()}}
         else:
             feats[col.name] = {
                 "kind": col.kind,
@@ -78,9 +78,7 @@ def git_commit() -> str | None:
     if env:
         return env
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
@@ -127,7 +125,9 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         pipeline = joblib.load(model_file)
     except Exception as err:  # joblib/pickle raise many unrelated types on a corrupt file
-        raise BundleError(f"model bundle {str(path)!r} has a corrupt {MODEL_FILE}: {type(err).__name__}; retrain it") from err
+        raise BundleError(
+            f"model bundle {str(path)!r} has a corrupt {MODEL_FILE}: {type(err).__name__}; retrain it"
+        ) from err
     if not isinstance(pipeline, Pipeline):
         raise BundleError(f"model bundle {str(path)!r} does not contain a scikit-learn Pipeline; retrain it")
     return Bundle(pipeline=pipeline, metadata=metadata, path=path)

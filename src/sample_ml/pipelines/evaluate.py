@@ -98,7 +98,8 @@ def evaluate(bundle_dir: str | Path, settings: Settings, output_dir: str | Path)
         )
     if reasons:
         raise EvaluationGateError(
-            f"model {report['model_name']!r} fails the evaluation gate: " + "; ".join(reasons)
+            f"model {report['model_name']!r} fails the evaluation gate: "
+            + "; ".join(reasons)
             + f". See {out / METRICS_FILE}."
         )
     return report

@@ -1,14 +1,16 @@
 """FastAPI application over one model bundle.
 
+No ``from __future__ import annotations`` here: FastAPI must see the generated request
+model as a real annotation, not a string it cannot resolve.
+
 Records are validated by a pydantic model generated from the bundle's schema, so a bad
 record gets a 422 that names the field. ``/health`` answers 503 until the model is loaded.
 """
 
-from __future__ import annotations
-
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +55,9 @@ class PredictResponse(BaseModel):
     version: str
 
 
-def create_app(bundle_dir: str | Path | None = None, bundle: Bundle | None = None, schema: Schema = DIABETES) -> FastAPI:
+def create_app(
+    bundle_dir: str | Path | None = None, bundle: Bundle | None = None, schema: Schema = DIABETES
+) -> FastAPI:
     """Serve ``bundle`` (already loaded) or the bundle at ``bundle_dir`` (loaded at start-up)."""
     state: dict[str, Bundle] = {}
     if bundle is not None:
@@ -114,8 +118,21 @@ def create_app(bundle_dir: str | Path | None = None, bundle: Bundle | None = Non
 
 
 def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Run the service until SIGTERM or SIGINT; uvicorn drains requests and exits cleanly."""
+    """Run the service until SIGTERM or SIGINT, then drain requests and return (exit code 0)."""
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises the captured signal after a graceful shutdown, so the process would
+        # die "killed by SIGTERM" (143). A stop we were asked for is a clean exit: return instead.
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     bundle = load_bundle(bundle_dir)  # fail before binding the port if the bundle is bad
-    uvicorn.run(create_app(bundle=bundle), host=host, port=port, log_level=log_level, workers=1)
+    config = uvicorn.Config(create_app(bundle=bundle), host=host, port=port, log_level=log_level, workers=1)
+    _Server(config).run()

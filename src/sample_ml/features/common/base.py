@@ -43,7 +43,7 @@ class FrameTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "feature_names_in_")
         return np.asarray(self._names_out(list(self.feature_names_in_)), dtype=object)
 
-    def _fit(self, frame: pd.DataFrame, y: Any) -> None:  # noqa: B027 - optional hook
+    def _fit(self, frame: pd.DataFrame, y: Any) -> None:
         """Learn state from ``frame``; stateless transformers keep the default."""
 
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -30,8 +30,7 @@ class ModelSpec:
         unknown = sorted(set(params) - set(self.defaults()))
         if unknown:
             raise ConfigError(
-                f"model {self.name!r} has no hyperparameter(s) {unknown}; "
-                f"it accepts {sorted(self.defaults())}"
+                f"model {self.name!r} has no hyperparameter(s) {unknown}; it accepts {sorted(self.defaults())}"
             )
         try:
             return self.factory(**params)

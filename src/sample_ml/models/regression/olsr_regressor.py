@@ -35,10 +35,9 @@ class OLSRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict(self, X: Any) -> np.ndarray:
         ensure_fitted(self, "coef_")
-        return np.asarray(X, dtype="float64") @ self.coef_ + self.intercept_
+        result: np.ndarray = np.asarray(X, dtype="float64") @ self.coef_ + self.intercept_
+        return result
 
 
 def build(fit_intercept: bool = True, min_abs_corr: float = 0.1) -> Pipeline:
-    return Pipeline(
-        [("features", make_feature_one(min_abs_corr=min_abs_corr)), ("model", OLSRegressor(fit_intercept))]
-    )
+    return Pipeline([("features", make_feature_one(min_abs_corr=min_abs_corr)), ("model", OLSRegressor(fit_intercept))])

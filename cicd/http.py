@@ -1,0 +1,41 @@
+"""Tiny HTTP client for health checks and smoke tests (standard library only)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+def request_json(url: str, body: object | None = None, timeout: float = 10.0) -> tuple[int, Any]:
+    """GET (or POST ``body`` as JSON) and return ``(status, decoded body)``; HTTP errors are returned, not raised."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {url!r}")
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
+            return int(resp.status), json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw)
+        except json.JSONDecodeError:
+            return err.code, raw.decode(errors="replace")
+
+
+def wait_healthy(url: str, timeout: float, is_alive: Any = None, interval: float = 0.2) -> bool:
+    """Poll ``url`` until it answers 200 or ``timeout`` seconds pass (or ``is_alive()`` turns false)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_alive is not None and not is_alive():
+            return False
+        try:
+            if request_json(url, timeout=2.0)[0] == 200:
+                return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            pass
+        time.sleep(interval)
+    return False

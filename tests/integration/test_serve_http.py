@@ -1,0 +1,118 @@
+"""The service answers real HTTP on 127.0.0.1 and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _request(url: str, body: object | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - fixed http://127.0.0.1 URL
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory, dummy_csv: Path) -> Path:
+    out = tmp_path_factory.mktemp("serve") / "model"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sample_ml.run",
+            "train",
+            "--source",
+            str(dummy_csv),
+            "--model",
+            "olsr",
+            "--output",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture
+def server(bundle: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if _request(f"{base}/health")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"service did not become healthy:\n{proc.communicate()[0]}")
+        time.sleep(0.1)
+    yield base, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_real_http_round_trip_and_clean_sigterm(server: tuple[str, subprocess.Popen[str]]) -> None:
+    base, proc = server
+    status, meta = _request(f"{base}/metadata")
+    assert status == 200 and meta["model_name"] == "olsr"
+    record = {
+        "age": 59.0,
+        "sex": 2,
+        "bmi": 32.1,
+        "bp": 101.0,
+        "s1": 157.0,
+        "s2": 93.2,
+        "s3": 38.0,
+        "s4": 4.0,
+        "s5": 4.8598,
+        "s6": 87.0,
+    }
+    status, body = _request(f"{base}/predict", {"records": [record, record]})
+    assert status == 200 and len(body["predictions"]) == 2
+    assert body["predictions"][0] == pytest.approx(body["predictions"][1])
+    status, body = _request(f"{base}/predict", {"records": [{**record, "bmi": "x"}]})
+    assert status == 422 and body["detail"][0]["loc"][-1] == "bmi"
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, output
+    assert "Shutting down" in output
+
+
+def test_serve_refuses_a_missing_bundle_before_binding(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no model bundle" in result.stderr and "Traceback" not in result.stderr
