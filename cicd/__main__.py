@@ -1,29 +1,90 @@
-"""Command line of the toolkit: ``python -m cicd <command>``; the nox sessions call this."""
+"""Command line of the toolkit: ``python -m cicd <command>``; the nox sessions call this.
+
+Errors the user can act on print one line (``error: ...``) and exit 2 (1 for failed tests or
+a failed gate); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cicd.errors import CICDError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cicd", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=None, help="pipeline spec (default: cicd/pipeline.yaml)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the repository to work on (default: this one)")
+    parser.add_argument("--branch", help="act as if on this branch (default: CI variables, then git)")
+    parser.add_argument("--dry-run", action="store_true", help="log writes to git, Docker and registries instead")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="train, evaluate, predict and serve the sample model; print a report")
-    demo.add_argument("--workdir", type=Path, default=ROOT / "artifacts" / "demo", help="where outputs go")
-    args = parser.parse_args(argv)
+    sub.add_parser("demo", help="train, evaluate, predict and serve the sample model; print a report").add_argument(
+        "--workdir", type=Path, default=None, help="where outputs go (default: artifacts/demo)"
+    )
+    sub.add_parser("config", help="print the resolved pipeline spec")
+    sub.add_parser("version", help="print the version the current branch would release")
+    sub.add_parser("build", help="build the wheel and the build image")
+    for name, text in (("unit", "unit tests inside the build image"),
+                       ("integration", "integration tests against this commit's release image")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    sub.add_parser("lint", help="ruff, mypy, bandit, hadolint, yamllint inside the build image")
+    sub.add_parser("release", help="train + gate in the build image, build, push and record the release image")
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except CICDError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; containers were removed", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    root = args.root.resolve()
     if args.command == "demo":
         from cicd.demo import report, run_demo
 
-        stages = run_demo(ROOT, args.workdir)
+        stages = run_demo(root, args.workdir or root / "artifacts" / "demo")
         print(report(stages))
         return 0 if all(s.ok for s in stages) else 1
-    raise AssertionError(args.command)  # pragma: no cover
+
+    from cicd import flow
+    from cicd.config import load_config
+
+    config = load_config(args.config or root / "cicd" / "pipeline.yaml")
+    ctx = flow.Context(config=config, root=root, dry_run=args.dry_run, branch_override=args.branch)
+    if args.command == "config":
+        print(config)
+    elif args.command == "version":
+        print(flow.compute_version(ctx, ctx.branch()))
+    elif args.command == "build":
+        flow.build_image(ctx)
+    elif args.command == "unit":
+        flow.unit(ctx, _strip(args.pytest_args))
+    elif args.command == "lint":
+        flow.lint(ctx)
+    elif args.command == "release":
+        record = flow.release(ctx)
+        print(json.dumps({"version": record.version, "reference": record.reference, "tag": record.tag}))
+    elif args.command == "integration":
+        flow.integration(ctx, _strip(args.pytest_args))
+    return 0
+
+
+def _strip(extra: list[str]) -> list[str]:
+    return extra[1:] if extra[:1] == ["--"] else extra
 
 
 if __name__ == "__main__":

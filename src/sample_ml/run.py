@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -77,9 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="artifacts/predictions.csv", help="CSV to write (default: %(default)s)")
 
     p = sub.add_parser("serve", help="run the HTTP prediction service")
-    p.add_argument("--model-dir", default="artifacts/model", help="bundle directory (default: %(default)s)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="port to bind (default: %(default)s)")
+    env = os.environ
+    p.add_argument(
+        "--model-dir",
+        default=env.get("MODEL_DIR", "artifacts/model"),
+        help="bundle directory (default: $MODEL_DIR or %(default)s)",
+    )
+    p.add_argument(
+        "--host", default=env.get("SERVICE_HOST", "127.0.0.1"), help="address to bind (default: $SERVICE_HOST or %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=int, default=int(env.get("SERVICE_PORT", "8000")), help="port (default: $SERVICE_PORT or %(default)s)"
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     sub.add_parser("models", help="list the registered models and their hyperparameters")

@@ -1,0 +1,295 @@
+"""``cicd/pipeline.yaml`` → typed, frozen settings, validated with errors naming key and file.
+
+Environment variables may override the base image (``TRAINYARD_BASE_IMAGE``) and the registry
+(``TRAINYARD_REGISTRY``). Credentials are read from the environment only when needed and are
+never part of these objects' ``repr``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cicd.errors import ConfigError
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "pipeline.yaml"
+ENV_BASE_IMAGE = "TRAINYARD_BASE_IMAGE"
+ENV_REGISTRY = "TRAINYARD_REGISTRY"
+
+
+@dataclass(frozen=True)
+class Images:
+    base: str
+    build: str
+    release: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    url: str
+    namespace: str = ""
+    username_env: str = "TRAINYARD_REGISTRY_USERNAME"
+    password_env: str = "TRAINYARD_REGISTRY_PASSWORD"
+
+    def repository(self, name: str) -> str:
+        parts = [self.url.rstrip("/"), self.namespace.strip("/"), name.split("/")[-1]]
+        return "/".join(p for p in parts if p)
+
+    def credentials(self) -> tuple[str, str] | None:
+        """``(username, password)`` from the environment, or None when unset."""
+        user, password = os.environ.get(self.username_env), os.environ.get(self.password_env)
+        if user and password:
+            return user, password
+        if user or password:
+            raise ConfigError(
+                f"only one of {self.username_env} and {self.password_env} is set; set both or neither"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class Branches:
+    feature: str
+    develop: str
+    release: tuple[str, ...]
+
+    def kind(self, branch: str) -> str:
+        """``release``, ``develop`` or ``feature`` (anything else counts as a feature branch)."""
+        if branch in self.release:
+            return "release"
+        if branch == self.develop:
+            return "develop"
+        return "feature"
+
+    def is_feature(self, branch: str) -> bool:
+        return fnmatch.fnmatchcase(branch, self.feature)
+
+
+@dataclass(frozen=True)
+class Tags:
+    staging: str
+    production: str
+    release: str
+
+    def release_tag(self, version: str) -> str:
+        return self.release.format(version=version)
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    prerelease: str = "rc"
+    initial_version: str = "0.1.0"
+    train_timeout: int = 900
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    branches: tuple[str, ...]
+    target: str = "docker"
+    port: int = 8000
+    health_path: str = "/health"
+    health_timeout: float = 60.0
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    path: Path
+    root: Path
+    project: str
+    package: str
+    import_name: str
+    images: Images
+    registry: Registry | None
+    branches: Branches
+    tags: Tags
+    release: ReleaseSettings
+    test_timeout: int
+    environments: Mapping[str, Environment]
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments) or "none"
+            raise ConfigError(f"unknown environment {name!r}; {self.path} defines: {known}") from None
+
+
+class _Reader:
+    """Typed access to the parsed YAML with errors that name the file and the dotted key."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any]) -> None:
+        self.path, self.data = path, data
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {message}")
+
+    def section(self, key: str, required: bool = True) -> Mapping[str, Any]:
+        value = self.get(key, required=required)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        return value
+
+    def get(self, dotted: str, required: bool = True, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                if required:
+                    raise self.fail(dotted, "is required")
+                return default
+            node = node[part]
+        return node
+
+    def string(self, dotted: str, required: bool = True, default: str | None = None) -> str:
+        value = self.get(dotted, required=required, default=default)
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise self.fail(dotted, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, dotted: str, default: int, lo: int, hi: int) -> int:
+        value = self.get(dotted, required=False, default=default)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.fail(dotted, f"must be an integer from {lo} to {hi}, got {value!r}")
+        return value
+
+    def strings(self, dotted: str) -> tuple[str, ...]:
+        value = self.get(dotted)
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise self.fail(dotted, f"must be a branch name or a list of them, got {value!r}")
+        return tuple(values)
+
+    def unknown_keys(self, dotted: str, section: Mapping[str, Any], allowed: set[str]) -> None:
+        extra = sorted(set(section) - allowed)
+        if extra:
+            raise self.fail(dotted, f"unknown key(s) {extra}; allowed: {sorted(allowed)}")
+
+
+_TOP = {"project", "package", "import_name", "images", "registry", "branches", "tags", "release", "tests",
+        "environments"}
+_ENV_KEYS = {"branch", "target", "port", "health_path", "health_timeout", "settings"}
+TARGETS = ("docker", "kubernetes")
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> PipelineConfig:
+    """Load and validate the spec; ``env`` defaults to ``os.environ`` (for the overrides)."""
+    env = os.environ if env is None else env
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline spec {path} does not exist") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(raw).__name__}")
+    r = _Reader(path, raw)
+    r.unknown_keys("(top level)", raw, _TOP)
+
+    images_raw = r.section("images")
+    r.unknown_keys("images", images_raw, {"base", "build", "release"})
+    images = Images(
+        base=env.get(ENV_BASE_IMAGE) or r.string("images.base"),
+        build=r.string("images.build"),
+        release=r.string("images.release"),
+    )
+
+    registry_raw = r.section("registry", required=False)
+    r.unknown_keys("registry", registry_raw, {"url", "namespace", "username_env", "password_env"})
+    registry_url = env.get(ENV_REGISTRY) or registry_raw.get("url")
+    registry = None
+    if registry_url:
+        if not isinstance(registry_url, str) or "://" in registry_url or " " in registry_url:
+            raise r.fail("registry.url", f"must be host[:port] without a scheme, got {registry_url!r}")
+        registry = Registry(
+            url=registry_url,
+            namespace=str(registry_raw.get("namespace") or ""),
+            username_env=r.string("registry.username_env", False, "TRAINYARD_REGISTRY_USERNAME"),
+            password_env=r.string("registry.password_env", False, "TRAINYARD_REGISTRY_PASSWORD"),
+        )
+
+    r.unknown_keys("branches", r.section("branches"), {"feature", "develop", "release"})
+    branches = Branches(
+        feature=r.string("branches.feature"),
+        develop=r.string("branches.develop"),
+        release=r.strings("branches.release"),
+    )
+    r.unknown_keys("tags", r.section("tags"), {"staging", "production", "release"})
+    tags = Tags(
+        staging=r.string("tags.staging"),
+        production=r.string("tags.production"),
+        release=r.string("tags.release"),
+    )
+    if "{version}" not in tags.release:
+        raise r.fail("tags.release", f"must contain '{{version}}', got {tags.release!r}")
+    if tags.staging == tags.production:
+        raise r.fail("tags", "staging and production must be different tag names")
+
+    rel = r.section("release", required=False)
+    r.unknown_keys("release", rel, {"prerelease", "initial_version", "train_timeout"})
+    release = ReleaseSettings(
+        prerelease=r.string("release.prerelease", False, "rc"),
+        initial_version=r.string("release.initial_version", False, "0.1.0"),
+        train_timeout=r.integer("release.train_timeout", 900, 10, 86400),
+    )
+    if not release.prerelease.isalpha():
+        raise r.fail("release.prerelease", f"must be letters only (e.g. rc), got {release.prerelease!r}")
+
+    environments: dict[str, Environment] = {}
+    for name, spec in r.section("environments", required=False).items():
+        key = f"environments.{name}"
+        if not isinstance(spec, Mapping):
+            raise r.fail(key, "must be a mapping")
+        r.unknown_keys(key, spec, _ENV_KEYS)
+        target = r.string(f"{key}.target", False, "docker")
+        if target not in TARGETS:
+            raise r.fail(f"{key}.target", f"must be one of {list(TARGETS)}, got {target!r}")
+        timeout = r.get(f"{key}.health_timeout", required=False, default=60)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise r.fail(f"{key}.health_timeout", f"must be a positive number of seconds, got {timeout!r}")
+        settings = r.get(f"{key}.settings", required=False, default={}) or {}
+        if not isinstance(settings, Mapping):
+            raise r.fail(f"{key}.settings", "must be a mapping")
+        environments[str(name)] = Environment(
+            name=str(name),
+            branches=r.strings(f"{key}.branch"),
+            target=target,
+            port=r.integer(f"{key}.port", 8000, 1, 65535),
+            health_path=r.string(f"{key}.health_path", False, "/health"),
+            health_timeout=float(timeout),
+            settings=dict(settings),
+        )
+    ports = [e.port for e in environments.values() if e.target == "docker"]
+    if len(ports) != len(set(ports)):
+        raise r.fail("environments", f"two docker environments share a port: {ports}")
+
+    return PipelineConfig(
+        path=path,
+        root=path.resolve().parent.parent,
+        project=r.string("project"),
+        package=r.string("package"),
+        import_name=r.string("import_name"),
+        images=images,
+        registry=registry,
+        branches=branches,
+        tags=tags,
+        release=release,
+        test_timeout=r.integer("tests.timeout", 1800, 10, 86400),
+        environments=environments,
+    )

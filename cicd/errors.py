@@ -1,0 +1,106 @@
+"""One error base class and a class per failure, each with a message that says what to do.
+
+Third-party exceptions (docker, git, yaml) are translated once, at the module that owns the
+boundary, and carry their data (the log tail, the exit code, the command).
+"""
+
+from __future__ import annotations
+
+
+class CICDError(Exception):
+    """Base: a failure the user can act on. ``python -m cicd`` prints it in one line, exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(CICDError):
+    """``pipeline.yaml`` (or an environment override) cannot be used."""
+
+
+class VersionError(CICDError):
+    """A version or release tag that cannot be parsed or computed."""
+
+
+class GitError(CICDError):
+    """A git operation failed: not a repository, dirty tree, missing tag, rejected push."""
+
+
+class DirtyTreeError(GitError):
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+        super().__init__(
+            f"the working tree has uncommitted changes ({shown}); commit or stash them first, "
+            "so the image matches a commit"
+        )
+
+
+class MergeConflictError(GitError):
+    def __init__(self, source: str, target: str, files: list[str]) -> None:
+        self.source, self.target, self.files = source, target, files
+        super().__init__(
+            f"merging {source} into {target} conflicts in {', '.join(files) or 'some files'}; "
+            f"the merge was aborted and {target} is unchanged: merge {target} into {source}, "
+            "resolve the conflicts there and let its checks pass"
+        )
+
+
+class PushError(GitError):
+    """A push was rejected; nothing was half-pushed (pushes are atomic)."""
+
+
+class EngineUnavailableError(CICDError):
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        super().__init__(
+            f"no Docker engine answers at {where} ({reason}); start dockerd or point DOCKER_HOST at a running engine"
+        )
+
+
+class BaseImageError(CICDError):
+    def __init__(self, image: str, reason: str) -> None:
+        self.image = image
+        super().__init__(
+            f"base image {image!r} is not available locally and cannot be pulled ({reason}); "
+            "pull or build it, or set TRAINYARD_BASE_IMAGE / images.base in cicd/pipeline.yaml to one you have"
+        )
+
+
+class ImageBuildError(CICDError):
+    def __init__(self, image: str, reason: str, log_tail: list[str]) -> None:
+        self.image, self.log_tail = image, log_tail
+        tail = "\n".join(f"    {line}" for line in log_tail)
+        super().__init__(f"building {image} failed: {reason}\n  last lines of the build log:\n{tail}")
+
+
+class ContainerError(CICDError):
+    """A container could not be run, or timed out."""
+
+
+class TestsFailedError(CICDError):
+    exit_code = 1
+
+    def __init__(self, what: str, exit_code: int, reports: str = "") -> None:
+        self.container_exit_code = exit_code
+        super().__init__(
+            f"{what} failed (exit code {exit_code}); the failures are shown above"
+            + (f", reports in {reports}" if reports else "")
+        )
+
+
+class RegistryError(CICDError):
+    """A push or pull was refused or the registry is unreachable."""
+
+
+class WheelhouseError(CICDError):
+    """Dependencies could not be resolved into the wheelhouse."""
+
+
+class ReleaseNotFoundError(CICDError):
+    """No release record for the commit a stage needs one for."""
+
+
+class GateError(CICDError):
+    """The model failed its evaluation gate; nothing was released."""
+
+    exit_code = 1

@@ -1,0 +1,208 @@
+"""Git, through GitPython: the only module that imports ``git``.
+
+Reads the branch (from CI variables or the repository), checks the tree is clean, reads and
+writes annotated tags, records check results in git notes, pushes atomically, merges.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+
+from cicd.errors import DirtyTreeError, GitError, MergeConflictError, PushError
+
+NOTES_REF = "trainyard"
+
+
+def branch_from_env(env: Mapping[str, str]) -> str | None:
+    """The branch a CI run is for; for a pull request, its source branch. None outside CI."""
+    if env.get("GITHUB_ACTIONS") == "true" or "GITHUB_REF" in env:
+        if env.get("GITHUB_HEAD_REF"):
+            return env["GITHUB_HEAD_REF"]
+        ref = env.get("GITHUB_REF", "")
+        if ref.startswith("refs/heads/"):
+            return ref.removeprefix("refs/heads/")
+        if env.get("GITHUB_REF_TYPE") == "branch" and env.get("GITHUB_REF_NAME"):
+            return env["GITHUB_REF_NAME"]
+    if env.get("TF_BUILD") == "True" or "BUILD_SOURCEBRANCH" in env:
+        pr_source = env.get("SYSTEM_PULLREQUEST_SOURCEBRANCH")
+        if pr_source:
+            return pr_source.removeprefix("refs/heads/")
+        ref = env.get("BUILD_SOURCEBRANCH", "")
+        if ref.startswith("refs/heads/"):
+            return ref.removeprefix("refs/heads/")
+    return None
+
+
+def event_from_env(env: Mapping[str, str]) -> str | None:
+    """``push``, ``pull_request``, ``manual`` or ``schedule`` from the CI's variables."""
+    github = env.get("GITHUB_EVENT_NAME")
+    if github:
+        return {"workflow_dispatch": "manual", "pull_request_target": "pull_request"}.get(github, github)
+    azure = env.get("BUILD_REASON")
+    if azure:
+        return {
+            "PullRequest": "pull_request",
+            "Manual": "manual",
+            "Schedule": "schedule",
+            "IndividualCI": "push",
+            "BatchedCI": "push",
+        }.get(azure, "push")
+    return None
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    name: str
+    commit: str
+    message: str
+
+
+class Repo:
+    """A thin wrapper whose methods raise :class:`GitError` subclasses, never GitPython's."""
+
+    def __init__(self, path: str | Path = ".") -> None:
+        try:
+            self.repo = git.Repo(path, search_parent_directories=True)
+        except (InvalidGitRepositoryError, NoSuchPathError) as err:
+            raise GitError(f"{path} is not inside a git repository; run this from your project's clone") from err
+        if self.repo.bare:
+            raise GitError(f"{path} is a bare repository; run this from a working clone")
+        self.root = Path(self.repo.working_tree_dir or path)
+
+    def _git(self, *args: str) -> str:
+        try:
+            return str(self.repo.git.execute(["git", *args]))
+        except GitCommandError as err:
+            raise GitError(f"git {' '.join(args)} failed: {(err.stderr or '').strip() or err}") from err
+
+    # --- reading -------------------------------------------------------------------------------
+    def head(self) -> str:
+        try:
+            return self.repo.head.commit.hexsha
+        except ValueError as err:
+            raise GitError("the repository has no commits yet; commit something first") from err
+
+    def tree(self, rev: str = "HEAD") -> str:
+        return self.repo.commit(rev).tree.hexsha
+
+    def commit_time(self, rev: str = "HEAD") -> int:
+        return int(self.repo.commit(rev).committed_date)
+
+    def branch(self, env: Mapping[str, str]) -> str:
+        """The branch from CI variables, else the checked-out branch; refuses a bare detached HEAD."""
+        from_env = branch_from_env(env)
+        if from_env:
+            return from_env
+        if self.repo.head.is_detached:
+            raise GitError("HEAD is detached and no CI branch variable is set; pass --branch NAME")
+        return self.repo.active_branch.name
+
+    def dirty_paths(self) -> list[str]:
+        changed = {d.a_path for d in self.repo.index.diff(None)} | {d.a_path for d in self.repo.index.diff("HEAD")}
+        return sorted({p for p in changed if p} | set(self.repo.untracked_files))
+
+    def ensure_clean(self) -> None:
+        paths = self.dirty_paths()
+        if paths:
+            raise DirtyTreeError(paths)
+
+    def tags(self) -> list[str]:
+        return [t.name for t in self.repo.tags]
+
+    def tag(self, name: str) -> TagInfo | None:
+        try:
+            ref = self.repo.tags[name]
+        except IndexError:
+            return None
+        message = ref.tag.message if ref.tag is not None else ""
+        return TagInfo(name=name, commit=ref.commit.hexsha, message=message)
+
+    def tags_at(self, rev: str = "HEAD") -> list[TagInfo]:
+        sha = self.repo.commit(rev).hexsha
+        infos = [self.tag(t.name) for t in self.repo.tags if t.commit.hexsha == sha]
+        return [i for i in infos if i is not None]
+
+    def messages_since(self, tag: str | None, rev: str = "HEAD") -> list[str]:
+        spec = f"{tag}..{rev}" if tag else rev
+        return [str(c.message) for c in self.repo.iter_commits(spec)]
+
+    def has_remote(self, name: str = "origin") -> bool:
+        return name in [r.name for r in self.repo.remotes]
+
+    # --- writing -------------------------------------------------------------------------------
+    def create_tag(self, name: str, message: str, rev: str = "HEAD", *, force: bool = False, dry_run: bool = False) -> None:
+        if dry_run:
+            print(f"[dry-run] would tag {rev} as {name}")
+            return
+        if not force and name in self.tags():
+            raise GitError(f"tag {name!r} already exists; records are immutable, choose a new name")
+        try:
+            self.repo.create_tag(name, ref=rev, message=message, force=force)
+        except GitCommandError as err:
+            raise GitError(f"cannot create tag {name!r}: {(err.stderr or '').strip()}") from err
+
+    def push(self, refspecs: Sequence[str], remote: str = "origin", *, dry_run: bool = False) -> None:
+        """Push all ``refspecs`` in one atomic transaction: all land or none do."""
+        if dry_run:
+            print(f"[dry-run] would push {' '.join(refspecs)} to {remote} atomically")
+            return
+        if not self.has_remote(remote):
+            raise PushError(f"no remote named {remote!r}; add it (git remote add {remote} URL) or push by hand")
+        try:
+            self.repo.git.push("--atomic", "--porcelain", remote, *refspecs)
+        except GitCommandError as err:
+            raise PushError(
+                f"pushing {', '.join(refspecs)} to {remote} was refused, nothing was pushed: "
+                f"{(err.stderr or '').strip()}; fetch, check what changed, and run again"
+            ) from err
+
+    def fetch(self, remote: str = "origin", *refspecs: str) -> None:
+        if self.has_remote(remote):
+            self._git("fetch", "--quiet", "--tags", "--force", remote, *refspecs)
+
+    # --- check records (git notes) -------------------------------------------------------------
+    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD") -> None:
+        self._git("notes", f"--ref={NOTES_REF}", "append", "-m", json.dumps(dict(record), sort_keys=True), rev)
+
+    def notes(self, rev: str = "HEAD") -> list[dict[str, Any]]:
+        try:
+            text = str(self.repo.git.notes(f"--ref={NOTES_REF}", "show", rev))
+        except GitCommandError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    # --- merging -------------------------------------------------------------------------------
+    def merge(self, source: str, target: str, *, remote: str | None = "origin", dry_run: bool = False) -> str:
+        """Merge ``source`` into ``target`` (no fast-forward), push target; abort cleanly on conflict."""
+        start = self.repo.active_branch.name if not self.repo.head.is_detached else self.head()
+        self.ensure_clean()
+        if dry_run:
+            print(f"[dry-run] would merge {source} into {target} and push {target}")
+            return self.head()
+        try:
+            self._git("checkout", "--quiet", target)
+            try:
+                self.repo.git.merge("--no-ff", "--no-edit", "-m", f"Merge branch '{source}' into {target}", source)
+            except GitCommandError as err:
+                conflicts = sorted({p for p, stages in self.repo.index.unmerged_blobs().items() for _ in stages})
+                self._git("merge", "--abort")
+                raise MergeConflictError(source, target, [str(c) for c in conflicts]) from err
+            merged = self.head()
+            if remote and self.has_remote(remote):
+                self.push([f"refs/heads/{target}"], remote)
+            return merged
+        finally:
+            self._git("checkout", "--quiet", start)
