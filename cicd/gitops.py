@@ -7,6 +7,7 @@ writes annotated tags, records check results in git notes, pushes atomically, me
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,16 @@ class Repo:
         if self.repo.bare:
             raise GitError(f"{path} is a bare repository; run this from a working clone")
         self.root = Path(self.repo.working_tree_dir or path)
+        self._default_identity()
+
+    def _default_identity(self) -> None:
+        # CI machines often have no git identity; tags and merges still need one.
+        reader = self.repo.config_reader()
+        if not reader.has_option("user", "email") and "GIT_COMMITTER_EMAIL" not in os.environ:
+            self.repo.git.update_environment(
+                GIT_AUTHOR_NAME="Trainyard", GIT_AUTHOR_EMAIL="trainyard@localhost",
+                GIT_COMMITTER_NAME="Trainyard", GIT_COMMITTER_EMAIL="trainyard@localhost",
+            )
 
     def _git(self, *args: str) -> str:
         try:

@@ -374,6 +374,67 @@ class Engine:
                 self.copy_from(c, src, dest)
             return RunResult(exit_code=int(status.get("StatusCode", 1)), log_tail=list(tail))
 
+    def run_with_files(
+        self, image: str, command: Sequence[str], files: Mapping[str, Path], dest: str, *, timeout: float = 600,
+        env: Mapping[str, str] | None = None, copy_out: Mapping[str, Path] | None = None,
+    ) -> RunResult:
+        """Like :meth:`run`, with ``files`` (name → host path) copied into ``dest`` before the start."""
+        tail: deque[str] = deque(maxlen=LOG_TAIL)
+        with self._container(image, command, environment=dict(env or {}), network_mode="none") as c:
+            self.put_files(c, dest, files)
+            c.start()
+            try:
+                status = c.wait(timeout=timeout)
+            except requests.RequestException:
+                c.kill()
+                raise ContainerError(f"{' '.join(command)} in {image} timed out after {timeout:.0f}s") from None
+            tail.extend(c.logs().decode(errors="replace").splitlines())
+            for src, out in (copy_out or {}).items():
+                self.copy_from(c, src, out)
+            return RunResult(exit_code=int(status.get("StatusCode", 1)), log_tail=list(tail))
+
+    def start_service(
+        self, image: str, name: str, env: Mapping[str, str], *, labels: Mapping[str, str] | None = None
+    ) -> str:
+        """Start a long-running container on the host network (bind to 127.0.0.1 via its env); return its id."""
+        try:
+            container = self.client.containers.run(
+                image, name=name, detach=True, network_mode="host", environment=dict(env), labels=dict(labels or {})
+            )
+        except ImageNotFound:
+            raise ContainerError(f"image {image} does not exist on {self.where}") from None
+        except APIError as err:
+            raise ContainerError(f"cannot start {name} from {image}: {_reason(err)}") from None
+        return str(container.id)
+
+    def container_state(self, ref: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.client.containers.get(ref).attrs.get("State") or {})
+        except NotFound:
+            return None
+
+    def logs_tail(self, ref: str, lines: int = LOG_TAIL) -> list[str]:
+        try:
+            return self.client.containers.get(ref).logs(tail=lines).decode(errors="replace").splitlines()
+        except NotFound:
+            return []
+
+    def stop(self, ref: str, timeout: int = 10) -> int | None:
+        """Stop (SIGTERM, then SIGKILL after ``timeout``) and remove; return the exit code."""
+        try:
+            container = self.client.containers.get(ref)
+        except NotFound:
+            return None
+        try:
+            container.stop(timeout=timeout)
+            code = container.wait(timeout=timeout + 5).get("StatusCode")
+        finally:
+            try:
+                container.remove(force=True)
+            except (NotFound, APIError):
+                pass
+        return None if code is None else int(code)
+
     @staticmethod
     def copy_from(container: Any, src: str, dest: Path) -> bool:
         """Copy the contents of ``src`` (a folder) or the file ``src`` into ``dest``; False if absent."""
@@ -398,11 +459,22 @@ class Engine:
         return True
 
     def put_files(self, container: Any, dest: str, files: Mapping[str, Path]) -> None:
-        """Copy host files into the (created, not yet started) container under ``dest``."""
+        """Copy host files into a new folder ``dest`` of the (created, not started) container.
+
+        The folder is world-writable so a non-root image user can write its outputs beside them.
+        """
+        parent, name = str(Path(dest).parent), Path(dest).name
         buf = io.BytesIO()
-        write_context([ContextFile(name, path=path) for name, path in files.items()], buf)
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            folder = _normalise(tarfile.TarInfo(name))
+            folder.type, folder.mode = tarfile.DIRTYPE, 0o1777
+            tar.addfile(folder)
+            for arcname, path in sorted(files.items()):
+                info = _normalise(tar.gettarinfo(str(path), arcname=f"{name}/{arcname}"))
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
         try:
-            container.put_archive(dest, buf.getvalue())
+            container.put_archive(parent, buf.getvalue())
         except APIError as err:
             raise ContainerError(f"cannot copy files into the container at {dest}: {_reason(err)}") from None
 

@@ -31,3 +31,8 @@ def dummy_csv() -> Path:
 @pytest.fixture(scope="session")
 def dummy_sqlite() -> Path:
     return DUMMY_DATA / "diabetes.sqlite"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--release-image", default=None, help="test this release image instead of building one")
+    parser.addoption("--base-url", default=None, help="acceptance tests: URL of the deployed service")

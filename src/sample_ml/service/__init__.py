@@ -1,5 +1,18 @@
-"""The HTTP prediction service (FastAPI): ``/health``, ``/metadata``, ``/predict``."""
+"""The HTTP prediction service (FastAPI): ``/health``, ``/metadata``, ``/predict``.
 
-from sample_ml.service.app import create_app
+Nothing heavy is imported here, so the container health probe
+(``python -m sample_ml.service.healthcheck``) starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def create_app(*args: Any, **kwargs: Any) -> Any:
+    from sample_ml.service.app import create_app as _create_app
+
+    return _create_app(*args, **kwargs)
+
 
 __all__ = ["create_app"]

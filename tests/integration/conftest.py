@@ -1,0 +1,163 @@
+"""Real components for integration tests: the Docker engine, a registry process, git repositories.
+
+When ``CI=true`` a missing component fails the test (a check that did not run never counts as
+passed); on a laptop without Docker those tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cicd.errors import EngineUnavailableError
+from cicd.images import Engine
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+BASE_CANDIDATES = ("python:3.11-slim", "local/python:3.11-bookworm")
+
+
+def missing(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} (CI=true: a test that cannot run fails)")
+    pytest.skip(what)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    try:
+        return Engine()
+    except EngineUnavailableError as err:
+        missing(f"no Docker engine: {err}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: Engine) -> str:
+    wanted = os.environ.get("TRAINYARD_BASE_IMAGE")
+    for ref in ([wanted] if wanted else []) + list(BASE_CANDIDATES):
+        if engine.has_image(ref):
+            return ref
+    missing(f"no base image: none of {[wanted, *BASE_CANDIDATES]} is present (.ci/make-base-image.sh builds one)")
+    raise AssertionError
+
+
+@dataclass
+class Registry:
+    address: str  # host:port
+    process: subprocess.Popen[bytes]
+    storage: Path
+
+
+def start_registry(tmp: Path, htpasswd: Path | None = None) -> Registry:
+    binary = shutil.which("docker-registry") or shutil.which("registry")
+    if binary is None:
+        missing("no registry binary (apt-get install docker-registry)")
+    port = free_port()
+    storage = tmp / "storage"
+    storage.mkdir(parents=True)
+    auth = f"auth:\n  htpasswd:\n    realm: trainyard-test\n    path: {htpasswd}\n" if htpasswd else ""
+    config = tmp / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
+    )
+    with (tmp / "registry.log").open("wb") as log:
+        proc = subprocess.Popen([str(binary), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)  # noqa: S310
+            break
+        except urllib.error.HTTPError:
+            break  # 401 with auth on: it is up
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
+    return Registry(f"127.0.0.1:{port}", proc, storage)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.process.terminate()
+    reg.process.wait(timeout=10)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout.strip()
+
+
+def make_project(tmp: Path) -> tuple[Path, Path]:
+    """A clone of this project (tracked and new files as they are now) with a bare ``origin``."""
+    origin, work = tmp / "origin.git", tmp / "work"
+    git(tmp, "init", "--quiet", "--bare", "--initial-branch=main", str(origin))
+    git(tmp, "init", "--quiet", "--initial-branch=main", str(work))
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "feat: the sample project")
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "push", "--quiet", "origin", "main")
+    git(work, "checkout", "--quiet", "-b", "develop")
+    git(work, "push", "--quiet", "origin", "develop")
+    return work, origin
+
+
+def cicd(work: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the toolkit in ``work`` exactly as a session would, output captured (and shown on failure)."""
+    full_env = {**os.environ, **(env or {}), "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+                "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
+                "TRAINYARD_CACHE": os.environ.get("TRAINYARD_CACHE", str(Path.home() / ".cache" / "trainyard"))}
+    result = subprocess.run([sys.executable, "-m", "cicd", "--root", str(work), *args], cwd=work, env=full_env,
+                            capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        pytest.fail(f"python -m cicd {' '.join(args)} exited {result.returncode}:\n{result.stdout[-4000:]}\n"
+                    f"{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def released_flow(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str,
+                  registry: Registry) -> dict[str, Any]:
+    """One real release on ``develop`` in a throwaway project with a bare origin and a real registry."""
+    import json
+
+    work, origin = make_project(tmp_path_factory.mktemp("flow"))
+    env = {"TRAINYARD_BASE_IMAGE": base_image, "TRAINYARD_REGISTRY": registry.address}
+    result = cicd(work, "release", env=env)
+    record = json.loads((work / "artifacts" / "release.json").read_text())
+    return {"work": work, "origin": origin, "env": env, "record": record, "log": result.stdout}
