@@ -30,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the resolved pipeline spec")
     sub.add_parser("version", help="print the version the current branch would release")
     sub.add_parser("build", help="build the wheel and the build image")
-    for name, text in (("unit", "unit tests inside the build image"),
-                       ("integration", "integration tests against this commit's release image")):
+    for name, text in (
+        ("unit", "unit tests inside the build image"),
+        ("integration", "integration tests against this commit's release image"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     sub.add_parser("lint", help="ruff, mypy, bandit, hadolint, yamllint inside the build image")

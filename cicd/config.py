@@ -35,7 +35,7 @@ class Registry:
     url: str
     namespace: str = ""
     username_env: str = "TRAINYARD_REGISTRY_USERNAME"
-    password_env: str = "TRAINYARD_REGISTRY_PASSWORD"
+    password_env: str = "TRAINYARD_REGISTRY_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 
     def repository(self, name: str) -> str:
         parts = [self.url.rstrip("/"), self.namespace.strip("/"), name.split("/")[-1]]
@@ -47,9 +47,7 @@ class Registry:
         if user and password:
             return user, password
         if user or password:
-            raise ConfigError(
-                f"only one of {self.username_env} and {self.password_env} is set; set both or neither"
-            )
+            raise ConfigError(f"only one of {self.username_env} and {self.password_env} is set; set both or neither")
         return None
 
 
@@ -178,8 +176,18 @@ class _Reader:
             raise self.fail(dotted, f"unknown key(s) {extra}; allowed: {sorted(allowed)}")
 
 
-_TOP = {"project", "package", "import_name", "images", "registry", "branches", "tags", "release", "tests",
-        "environments"}
+_TOP = {
+    "project",
+    "package",
+    "import_name",
+    "images",
+    "registry",
+    "branches",
+    "tags",
+    "release",
+    "tests",
+    "environments",
+}
 _ENV_KEYS = {"branch", "target", "port", "health_path", "health_timeout", "settings"}
 TARGETS = ("docker", "kubernetes")
 

@@ -32,6 +32,10 @@ from cicd.records import ReleaseRecord, find_release
 from cicd.wheelhouse import ensure_wheelhouse
 
 BUILD_DOCKERFILE = "cicd/build/docker/Dockerfile"
+# Paths inside throwaway containers, not on the host.
+IN_REPORTS = "/tmp/reports"  # noqa: S108  # nosec B108
+IN_LINT = "/tmp/lint"  # noqa: S108  # nosec B108
+IN_OUT = "/tmp/out"  # noqa: S108  # nosec B108
 RELEASE_DIR = "cicd/release/docker"
 
 
@@ -91,11 +95,22 @@ def build_wheel(ctx: Context, version: str, out_dir: Path) -> Path:
         pyproject = staged / "pyproject.toml"
         text, count = re.subn(r'(?m)^version\s*=\s*"[^"]*"', f'version = "{version}"', pyproject.read_text())
         if count != 1:
-            raise VersionError(f"{src / 'pyproject.toml'} must have exactly one static `version = \"...\"` line")
+            raise VersionError(f'{src / "pyproject.toml"} must have exactly one static `version = "..."` line')
         pyproject.write_text(text)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(ctx.repo.commit_time())}
-        cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-               "--disable-pip-version-check", "-w", tmp, str(staged)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-w",
+            tmp,
+            str(staged),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             raise CICDError(f"building the wheel failed:\n{result.stderr[-2000:]}")
@@ -151,8 +166,14 @@ def build_image(ctx: Context) -> dict[str, Any]:
     )
     engine.tag(result.image_id, cfg.images.build, "latest")
     wheel = build_wheel(ctx, versioning.to_pep440(semver.Version.parse(version)), ctx.artifacts / "dist")
-    summary = {"image": tag, "image_id": result.image_id, "version": version, "wheel": str(wheel),
-               "steps": result.steps, "cached_steps": result.cached_steps}
+    summary = {
+        "image": tag,
+        "image_id": result.image_id,
+        "version": version,
+        "wheel": str(wheel),
+        "steps": result.steps,
+        "cached_steps": result.cached_steps,
+    }
     _write_json(ctx.artifacts / "build.json", summary)
     print(f"build image {tag} ({result.image_id[:19]}): {result.cached_steps} of {result.steps} steps from cache")
     return summary
@@ -170,10 +191,20 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
     image = _build_image_ref(ctx)
     reports = ctx.artifacts / "reports" / "unit"
     shutil.rmtree(reports, ignore_errors=True)
-    cmd = ["python", "tests/run_tests.py", "--test-type", "unit", "-p", "no:cacheprovider",
-           "--junitxml=/tmp/reports/junit.xml", "--cov", "--cov-report=xml:/tmp/reports/coverage.xml",
-           "--cov-report=term", *(pytest_args or [])]
-    result = ctx.engine.run(image, cmd, timeout=ctx.config.test_timeout, copy_out={"/tmp/reports": reports})
+    cmd = [
+        "python",
+        "tests/run_tests.py",
+        "--test-type",
+        "unit",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={IN_REPORTS}/junit.xml",
+        "--cov",
+        f"--cov-report=xml:{IN_REPORTS}/coverage.xml",
+        "--cov-report=term",
+        *(pytest_args or []),
+    ]
+    result = ctx.engine.run(image, cmd, timeout=ctx.config.test_timeout, copy_out={IN_REPORTS: reports})
     if result.exit_code != 0:
         raise TestsFailedError(f"unit tests in {image}", result.exit_code, str(reports))
     print(f"unit tests passed in {image}; reports in {reports}")
@@ -185,8 +216,12 @@ def lint(ctx: Context) -> dict[str, Any]:
     image = _build_image_ref(ctx)
     reports = ctx.artifacts / "reports" / "lint"
     shutil.rmtree(reports, ignore_errors=True)
-    result = ctx.engine.run(image, ["python", "-m", "cicd.lint_tools", "/tmp/lint"],
-                            timeout=ctx.config.test_timeout, copy_out={"/tmp/lint": reports})
+    result = ctx.engine.run(
+        image,
+        ["python", "-m", "cicd.lint_tools", IN_LINT],
+        timeout=ctx.config.test_timeout,
+        copy_out={IN_LINT: reports},
+    )
     if result.exit_code != 0:
         raise TestsFailedError(f"lint in {image}", result.exit_code, str(reports))
     print(f"lint passed in {image}; reports in {reports}")
@@ -218,18 +253,28 @@ def release(ctx: Context) -> ReleaseRecord:
     image = _build_image_ref(ctx)
     out = ctx.artifacts / "release"
     shutil.rmtree(out, ignore_errors=True)
-    train = ("python -m sample_ml.run train --output /tmp/out/model"
-             " && python -m sample_ml.run evaluate --model-dir /tmp/out/model --output /tmp/out/evaluation")
-    result = engine.run(image, ["sh", "-c", train], env={"GIT_COMMIT": repo.head()},
-                        timeout=cfg.release.train_timeout, copy_out={"/tmp/out": out})
+    train = (
+        f"python -m sample_ml.run train --output {IN_OUT}/model"
+        f" && python -m sample_ml.run evaluate --model-dir {IN_OUT}/model --output {IN_OUT}/evaluation"
+    )
+    result = engine.run(
+        image,
+        ["sh", "-c", train],
+        env={"GIT_COMMIT": repo.head()},
+        timeout=cfg.release.train_timeout,
+        copy_out={IN_OUT: out},
+    )
     if result.exit_code != 0:
-        raise GateError(f"training or the evaluation gate failed in {image} (exit {result.exit_code}); "
-                        f"nothing was released. See the log above and {out / 'evaluation'}")
+        raise GateError(
+            f"training or the evaluation gate failed in {image} (exit {result.exit_code}); "
+            f"nothing was released. See the log above and {out / 'evaluation'}"
+        )
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     pep440 = versioning.to_pep440(version)
     wheel = build_wheel(ctx, pep440, out / "dist")
-    runtime = ensure_wheelhouse("runtime", [ctx.root / "src/requirements/default.txt"],
-                                engine.platform(cfg.images.base))
+    runtime = ensure_wheelhouse(
+        "runtime", [ctx.root / "src/requirements/default.txt"], engine.platform(cfg.images.base)
+    )
     built = engine.build(
         _release_files(ctx, runtime, wheel, out / "model"),
         "Dockerfile",
@@ -245,8 +290,14 @@ def release(ctx: Context) -> ReleaseRecord:
         reference = engine.push(repository, str(version), cfg.registry.credentials(), dry_run=ctx.dry_run)
         digest = reference.split("@", 1)[1]
     record = ReleaseRecord(
-        version=str(version), pep440=pep440, commit=repo.head(), tree=repo.tree(), branch=branch,
-        image=built.image_id, reference=reference, digest=digest,
+        version=str(version),
+        pep440=pep440,
+        commit=repo.head(),
+        tree=repo.tree(),
+        branch=branch,
+        image=built.image_id,
+        reference=reference,
+        digest=digest,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         metrics={"model": metrics["model"], "baseline": metrics["baseline"], "model_name": metrics["model_name"]},
         tag=cfg.tags.release_tag(str(version)),
@@ -285,14 +336,29 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
             print(f"note: pulled image id {image[:19]} differs from the built one {record.image[:19]}")
     reports = ctx.artifacts / "reports" / "integration"
     reports.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pytest", str(ctx.root / "tests/integration/release_image"),
-           f"--release-image={image}", f"--junitxml={reports / 'junit.xml'}", "-p", "no:cacheprovider",
-           *(pytest_args or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ctx.root / "tests/integration/release_image"),
+        f"--release-image={image}",
+        f"--junitxml={reports / 'junit.xml'}",
+        "-p",
+        "no:cacheprovider",
+        *(pytest_args or []),
+    ]
     code = subprocess.run(cmd, cwd=ctx.root, check=False).returncode
     if code != 0:
         raise TestsFailedError(f"integration tests against {record.reference}", code, str(reports))
-    ctx.repo.add_note({"stage": "integration", "result": "passed", "version": record.version,
-                       "digest": record.digest, "time": datetime.now(UTC).isoformat(timespec="seconds")})
+    ctx.repo.add_note(
+        {
+            "stage": "integration",
+            "result": "passed",
+            "version": record.version,
+            "digest": record.digest,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
     print(f"integration tests passed against {record.version} ({record.reference})")
     return {"version": record.version, "reference": record.reference}
 

@@ -83,8 +83,10 @@ class Repo:
         reader = self.repo.config_reader()
         if not reader.has_option("user", "email") and "GIT_COMMITTER_EMAIL" not in os.environ:
             self.repo.git.update_environment(
-                GIT_AUTHOR_NAME="Trainyard", GIT_AUTHOR_EMAIL="trainyard@localhost",
-                GIT_COMMITTER_NAME="Trainyard", GIT_COMMITTER_EMAIL="trainyard@localhost",
+                GIT_AUTHOR_NAME="Trainyard",
+                GIT_AUTHOR_EMAIL="trainyard@localhost",
+                GIT_COMMITTER_NAME="Trainyard",
+                GIT_COMMITTER_EMAIL="trainyard@localhost",
             )
 
     def _git(self, *args: str) -> str:
@@ -148,7 +150,9 @@ class Repo:
         return name in [r.name for r in self.repo.remotes]
 
     # --- writing -------------------------------------------------------------------------------
-    def create_tag(self, name: str, message: str, rev: str = "HEAD", *, force: bool = False, dry_run: bool = False) -> None:
+    def create_tag(
+        self, name: str, message: str, rev: str = "HEAD", *, force: bool = False, dry_run: bool = False
+    ) -> None:
         if dry_run:
             print(f"[dry-run] would tag {rev} as {name}")
             return
@@ -208,7 +212,7 @@ class Repo:
             try:
                 self.repo.git.merge("--no-ff", "--no-edit", "-m", f"Merge branch '{source}' into {target}", source)
             except GitCommandError as err:
-                conflicts = sorted({p for p, stages in self.repo.index.unmerged_blobs().items() for _ in stages})
+                conflicts = sorted({str(p) for p in self.repo.index.unmerged_blobs()})
                 self._git("merge", "--abort")
                 raise MergeConflictError(source, target, [str(c) for c in conflicts]) from err
             merged = self.head()

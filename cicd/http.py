@@ -16,7 +16,7 @@ def request_json(url: str, body: object | None = None, timeout: float = 10.0) ->
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310  # nosec B310 (scheme checked above)
             return int(resp.status), json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         raw = err.read()

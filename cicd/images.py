@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -254,10 +254,8 @@ class Engine:
         return f"{repository}:{tag}"
 
     def remove_image(self, ref: str) -> None:
-        try:
+        with suppress(NotFound, APIError):
             self.client.images.remove(ref, force=True)
-        except (NotFound, APIError):
-            pass
 
     # --- registry ---------------------------------------------------------------------------
     def push(self, repository: str, tag: str, credentials: tuple[str, str] | None, *, dry_run: bool = False) -> str:
@@ -283,7 +281,8 @@ class Engine:
                     digest = str(aux["Digest"])
         except (APIError, DockerException, requests.RequestException) as err:
             raise RegistryError(
-                f"pushing {repository}:{tag} failed: {mask(_reason(err), secrets)}; is the registry running and reachable?"
+                f"pushing {repository}:{tag} failed: {mask(_reason(err), secrets)}; "
+                "is the registry running and reachable?"
             ) from None
         if not digest:
             raise RegistryError(f"the registry did not return a digest for {repository}:{tag}")
@@ -316,10 +315,8 @@ class Engine:
         try:
             yield container
         finally:  # always removed, Ctrl-C included
-            try:
+            with suppress(NotFound, APIError):
                 container.remove(force=True)
-            except (NotFound, APIError):
-                pass
 
     def _run_capture(self, image: str, command: Sequence[str]) -> tuple[int, str]:
         with self._container(image, command, network_mode="none") as container:
@@ -375,8 +372,15 @@ class Engine:
             return RunResult(exit_code=int(status.get("StatusCode", 1)), log_tail=list(tail))
 
     def run_with_files(
-        self, image: str, command: Sequence[str], files: Mapping[str, Path], dest: str, *, timeout: float = 600,
-        env: Mapping[str, str] | None = None, copy_out: Mapping[str, Path] | None = None,
+        self,
+        image: str,
+        command: Sequence[str],
+        files: Mapping[str, Path],
+        dest: str,
+        *,
+        timeout: float = 600,
+        env: Mapping[str, str] | None = None,
+        copy_out: Mapping[str, Path] | None = None,
     ) -> RunResult:
         """Like :meth:`run`, with ``files`` (name → host path) copied into ``dest`` before the start."""
         tail: deque[str] = deque(maxlen=LOG_TAIL)
@@ -415,7 +419,8 @@ class Engine:
 
     def logs_tail(self, ref: str, lines: int = LOG_TAIL) -> list[str]:
         try:
-            return self.client.containers.get(ref).logs(tail=lines).decode(errors="replace").splitlines()
+            raw: bytes = self.client.containers.get(ref).logs(tail=lines)
+            return raw.decode(errors="replace").splitlines()
         except NotFound:
             return []
 
@@ -429,10 +434,8 @@ class Engine:
             container.stop(timeout=timeout)
             code = container.wait(timeout=timeout + 5).get("StatusCode")
         finally:
-            try:
+            with suppress(NotFound, APIError):
                 container.remove(force=True)
-            except (NotFound, APIError):
-                pass
         return None if code is None else int(code)
 
     @staticmethod

@@ -40,16 +40,16 @@ class ReleaseRecord:
             return None
         try:
             data = json.loads(message[message.index("{") :])
-            return cls(**data, tag=tag)
+            record: ReleaseRecord = cls(**data, tag=tag)
+            return record
         except (ValueError, TypeError):
             return None
 
 
 def find_release(records: Iterable[ReleaseRecord], commit: str, tree: str) -> ReleaseRecord:
     """The newest record for ``commit``, else one whose tree equals ``tree`` (a merge of the same code)."""
-    items = list(records)
-    for match in (lambda r: r.commit == commit, lambda r: r.tree == tree):
-        found = sorted((r for r in items if match(r)), key=lambda r: r.created, reverse=True)
+    items = sorted(records, key=lambda r: r.created, reverse=True)
+    for found in ([r for r in items if r.commit == commit], [r for r in items if r.tree == tree]):
         if found:
             return found[0]
     raise ReleaseNotFoundError(

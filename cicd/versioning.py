@@ -102,9 +102,7 @@ def next_prerelease(target: semver.Version, existing: Iterable[semver.Version], 
     numbers = [
         int(v.prerelease.split(".")[1])
         for v in existing
-        if v.finalize_version() == target
-        and v.prerelease
-        and re.fullmatch(rf"{re.escape(label)}\.\d+", v.prerelease)
+        if v.finalize_version() == target and v.prerelease and re.fullmatch(rf"{re.escape(label)}\.\d+", v.prerelease)
     ]
     return target.replace(prerelease=f"{label}.{max(numbers, default=0) + 1}")
 

@@ -59,10 +59,21 @@ def ensure_wheelhouse(name: str, files: list[Path], platform: Platform, cache: P
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest.parent))
     cmd = [
-        sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
-        "--only-binary=:all:", "--dest", str(tmp),
-        "--python-version", platform.python, "--implementation", "cp",
-        "--abi", f"cp{platform.python.replace('.', '')}",
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--only-binary=:all:",
+        "--dest",
+        str(tmp),
+        "--python-version",
+        platform.python,
+        "--implementation",
+        "cp",
+        "--abi",
+        f"cp{platform.python.replace('.', '')}",
     ]
     for tag in platform.pip_platforms():
         cmd += ["--platform", tag]

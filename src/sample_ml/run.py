@@ -85,10 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="bundle directory (default: $MODEL_DIR or %(default)s)",
     )
     p.add_argument(
-        "--host", default=env.get("SERVICE_HOST", "127.0.0.1"), help="address to bind (default: $SERVICE_HOST or %(default)s)"
+        "--host",
+        default=env.get("SERVICE_HOST", "127.0.0.1"),
+        help="address to bind (default: $SERVICE_HOST or %(default)s)",
     )
     p.add_argument(
-        "--port", type=int, default=int(env.get("SERVICE_PORT", "8000")), help="port (default: $SERVICE_PORT or %(default)s)"
+        "--port",
+        type=int,
+        default=int(env.get("SERVICE_PORT", "8000")),
+        help="port (default: $SERVICE_PORT or %(default)s)",
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 

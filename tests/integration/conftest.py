@@ -86,7 +86,7 @@ def start_registry(tmp: Path, htpasswd: Path | None = None) -> Registry:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
             break
         except urllib.error.HTTPError:
             break  # 401 with auth on: it is up
@@ -107,8 +107,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
     result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
     return result.stdout.strip()
@@ -121,7 +126,10 @@ def make_project(tmp: Path) -> tuple[Path, Path]:
     git(tmp, "init", "--quiet", "--initial-branch=main", str(work))
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for rel in filter(None, listed):
         src = ROOT / rel
@@ -137,22 +145,39 @@ def make_project(tmp: Path) -> tuple[Path, Path]:
     return work, origin
 
 
-def cicd(work: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cicd(
+    work: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the toolkit in ``work`` exactly as a session would, output captured (and shown on failure)."""
-    full_env = {**os.environ, **(env or {}), "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-                "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-                "TRAINYARD_CACHE": os.environ.get("TRAINYARD_CACHE", str(Path.home() / ".cache" / "trainyard"))}
-    result = subprocess.run([sys.executable, "-m", "cicd", "--root", str(work), *args], cwd=work, env=full_env,
-                            capture_output=True, text=True, check=False)
+    full_env = {
+        **os.environ,
+        **(env or {}),
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+        "TRAINYARD_CACHE": os.environ.get("TRAINYARD_CACHE", str(Path.home() / ".cache" / "trainyard")),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "cicd", "--root", str(work), *args],
+        cwd=work,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if check and result.returncode != 0:
-        pytest.fail(f"python -m cicd {' '.join(args)} exited {result.returncode}:\n{result.stdout[-4000:]}\n"
-                    f"{result.stderr[-4000:]}")
+        pytest.fail(
+            f"python -m cicd {' '.join(args)} exited {result.returncode}:\n{result.stdout[-4000:]}\n"
+            f"{result.stderr[-4000:]}"
+        )
     return result
 
 
 @pytest.fixture(scope="session")
-def released_flow(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str,
-                  registry: Registry) -> dict[str, Any]:
+def released_flow(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, registry: Registry
+) -> dict[str, Any]:
     """One real release on ``develop`` in a throwaway project with a bare origin and a real registry."""
     import json
 

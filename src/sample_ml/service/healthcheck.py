@@ -10,7 +10,7 @@ import urllib.request
 def main() -> int:
     port = os.environ.get("SERVICE_PORT", "8000")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as resp:  # nosec B310
             return 0 if resp.status == 200 else 1
     except OSError:
         return 1

@@ -8,8 +8,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from cicd.http import request_json, wait_healthy
 from cicd.images import Engine
 
@@ -56,7 +54,10 @@ def test_cli_trains_evaluates_and_predicts_inside_the_image(engine: Engine, rele
         "sample-ml predict --source diabetes.csv --model-dir /opt/model --output preds.csv"
     )
     result = engine.run_with_files(
-        release_image, ["sh", "-c", script], {"diabetes.csv": DATA}, "/tmp/work",
+        release_image,
+        ["sh", "-c", script],
+        {"diabetes.csv": DATA},
+        "/tmp/work",
         copy_out={"/tmp/work/preds.csv": tmp_path, "/tmp/work/eval": tmp_path / "eval"},
     )
     assert result.exit_code == 0, "\n".join(result.log_tail)

@@ -1,0 +1,51 @@
+"""Run every linter, inside the build image, and fail if any failed or could not run.
+
+``python -m cicd.lint_tools REPORT_DIR``: ruff (lint + format check), mypy, bandit, hadolint on
+both Dockerfiles, yamllint on the YAML files. Each tool's output is printed and saved to
+``REPORT_DIR/<tool>.txt``. A tool that is missing counts as a failure: a check that did not run
+never counts as passed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DOCKERFILES = ["cicd/build/docker/Dockerfile", "cicd/release/docker/Dockerfile"]
+YAML = ["cicd/pipeline.yaml"]
+YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 120}, document-start: disable, truthy: {check-keys: false}, comments: {min-spaces-from-content: 1}}}"  # noqa: E501
+
+CHECKS: list[tuple[str, list[str]]] = [
+    ("ruff", ["ruff", "check", "--no-cache", "."]),
+    ("ruff-format", ["ruff", "format", "--no-cache", "--check", "."]),
+    ("mypy", ["mypy", "--no-incremental", "--cache-dir=/dev/null"]),
+    ("bandit", ["bandit", "-q", "-r", "src/sample_ml", "cicd", "-ll"]),
+    ("hadolint", ["hadolint", "--failure-threshold", "warning", *DOCKERFILES]),
+    ("yamllint", ["yamllint", "--strict", "-d", YAMLLINT_CONFIG, *YAML]),
+]
+
+
+def main(report_dir: str) -> int:
+    reports = Path(report_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    results: list[tuple[str, str]] = []
+    for name, cmd in CHECKS:
+        extra = [f for f in (".github", "azure-pipelines.yml") if Path(f).exists()] if name == "yamllint" else []
+        if shutil.which(cmd[0]) is None:
+            results.append((name, "DID NOT RUN (not installed)"))
+            continue
+        proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, check=False)
+        output = proc.stdout + proc.stderr
+        (reports / f"{name}.txt").write_text(output)
+        print(f"--- {name}: {' '.join(cmd)}\n{output.strip()}", flush=True)
+        results.append((name, "passed" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"))
+    print("\nlint summary:")
+    for name, outcome in results:
+        print(f"  {name:12} {outcome}")
+    return 0 if all(outcome == "passed" for _, outcome in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "reports/lint"))
