@@ -1,8 +1,11 @@
-"""Trainyard's sessions. Thin on purpose: each installs what it needs and calls ``python -m cicd``
-or the test runner, forwarding ``session.posargs``. nox is the only prerequisite.
+"""Trainyard's sessions. Thin on purpose: each installs the toolkit's pinned requirements into its
+own venv and calls ``python -m cicd <command>``, forwarding ``session.posargs``. nox is the only
+prerequisite.
 
-    nox -s demo     # the main job: train, evaluate, predict and serve the sample model
-    nox -s tests    # the whole test suite
+    nox -s demo                 # the main job: train, evaluate, predict and serve the sample model
+    nox -s tests                # the whole test suite
+    nox -s build unit lint      # feature branch: build image, unit tests and linters inside it
+    nox -s release integration  # develop: release image (pushed if a registry is set), its tests
 """
 
 from __future__ import annotations
@@ -13,15 +16,20 @@ nox.needs_version = ">=2024.4.15"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
-TOOLKIT_REQUIREMENTS = "cicd/requirements.txt"
-RUNTIME_REQUIREMENTS = "src/requirements/default.txt"
-DEV_REQUIREMENTS = "src/requirements/dev.txt"
+TOOLKIT = "cicd/requirements.txt"
+RUNTIME = "src/requirements/default.txt"
+DEV = "src/requirements/dev.txt"
+
+
+def _cicd(session: nox.Session, command: str, *extra: str) -> None:
+    session.install("-r", TOOLKIT, *extra)
+    session.run("python", "-m", "cicd", command, *session.posargs)
 
 
 @nox.session(default=False)
 def demo(session: nox.Session) -> None:
     """Train, evaluate, predict and serve the sample model on the dummy data; print a report."""
-    session.install("-r", TOOLKIT_REQUIREMENTS, "-r", RUNTIME_REQUIREMENTS)
+    session.install("-r", TOOLKIT, "-r", RUNTIME)
     session.install("--no-deps", "./src")
     session.run("python", "-m", "cicd", "demo", *session.posargs)
 
@@ -29,11 +37,38 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suites (``-- --test-type unit`` for one suite; other args go to pytest)."""
-    session.install("-r", TOOLKIT_REQUIREMENTS, "-r", DEV_REQUIREMENTS)
+    session.install("-r", TOOLKIT, "-r", DEV)
     session.install("--no-deps", "-e", "./src")
-    args = (
-        session.posargs
-        if any(a.startswith("--test-type") for a in session.posargs)
-        else ["--test-type", "all", *session.posargs]
-    )
+    wants_type = any(a.startswith("--test-type") for a in session.posargs)
+    args = session.posargs if wants_type else ["--test-type", "all", *session.posargs]
     session.run("python", "tests/run_tests.py", *args)
+
+
+@nox.session(tags=["feature"])
+def build(session: nox.Session) -> None:
+    """Build the wheel and the build image (source, tests, dev dependencies)."""
+    _cicd(session, "build")
+
+
+@nox.session(requires=["build"], tags=["feature"])
+def unit(session: nox.Session) -> None:
+    """Unit tests inside the build image; JUnit XML and coverage in artifacts/reports/unit."""
+    _cicd(session, "unit")
+
+
+@nox.session(requires=["build"], tags=["feature"])
+def lint(session: nox.Session) -> None:
+    """ruff, mypy, bandit, hadolint and yamllint inside the build image; reports in artifacts/reports/lint."""
+    _cicd(session, "lint")
+
+
+@nox.session(default=False, tags=["develop"])
+def release(session: nox.Session) -> None:
+    """Train and gate the model, build the release image, push it if a registry is set, record it in git."""
+    _cicd(session, "release")
+
+
+@nox.session(default=False, tags=["develop"])
+def integration(session: nox.Session) -> None:
+    """Integration tests against this commit's release image (pulled by digest from the registry if pushed)."""
+    _cicd(session, "integration", "-r", DEV)

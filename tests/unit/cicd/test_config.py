@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cicd.config import DEFAULT_PATH, load_config
+from cicd.errors import ConfigError
+
+GOOD = DEFAULT_PATH.read_text()
+
+
+def test_the_shipped_spec_loads() -> None:
+    cfg = load_config(DEFAULT_PATH, env={})
+    assert cfg.images.base == "python:3.11-slim"
+    assert cfg.registry is None
+    assert cfg.branches.kind("develop") == "develop"
+    assert cfg.branches.kind("main") == "release"
+    assert cfg.branches.kind("feature/x") == "feature"
+    assert cfg.branches.kind("whatever") == "feature"  # unknown kinds get the feature checks
+    assert cfg.tags.release_tag("1.2.3") == "v1.2.3"
+    assert set(cfg.environments) == {"integration", "staging", "production"}
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    cfg = load_config(
+        DEFAULT_PATH, env={"TRAINYARD_BASE_IMAGE": "local/py:3.11", "TRAINYARD_REGISTRY": "127.0.0.1:5000"}
+    )
+    assert cfg.images.base == "local/py:3.11"
+    assert cfg.registry is not None and cfg.registry.repository(cfg.images.release) == "127.0.0.1:5000/sample-ml"
+
+
+def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(DEFAULT_PATH, env={"TRAINYARD_REGISTRY": "127.0.0.1:5000"})
+    assert cfg.registry is not None
+    monkeypatch.delenv("TRAINYARD_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("TRAINYARD_REGISTRY_PASSWORD", raising=False)
+    assert cfg.registry.credentials() is None
+    monkeypatch.setenv("TRAINYARD_REGISTRY_USERNAME", "u")
+    with pytest.raises(ConfigError, match="set both or neither"):
+        cfg.registry.credentials()
+    monkeypatch.setenv("TRAINYARD_REGISTRY_PASSWORD", "canary-secret")
+    assert cfg.registry.credentials() == ("u", "canary-secret")
+    assert "canary-secret" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("project: sample-ml", "project: ''", "project: must be a non-empty string"),
+        ('  release: "v{version}"', '  release: "v"', "tags.release: must contain '{version}'"),
+        ("  develop: develop", "  develop: [1]", "branches.develop: must be a non-empty string"),
+        ("    port: 18081", "    port: 18080", "two docker environments share a port"),
+        ("    port: 18082", "    port: 99999", "environments.production.port: must be an integer from 1 to 65535"),
+        (
+            "    target: docker\n    port: 18080",
+            "    target: nomad\n    port: 18080",
+            "environments.integration.target",
+        ),
+        ("images:\n", "imagez:\n", r"unknown key\(s\) \['imagez'\]"),
+        ("  url: null ", "  url: http://x ", "registry.url: must be host\\[:port\\] without a scheme"),
+        ("  staging: Staging", "  staging: Production", "staging and production must be different"),
+        ("  prerelease: rc ", "  prerelease: 'r-c' ", "release.prerelease: must be letters only"),
+    ],
+)
+def test_bad_specs_name_the_key_and_file(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in GOOD, old
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(GOOD.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path, env={})
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("- a list", "top level must be a mapping"), ("a: [", "not valid YAML at line"), ("", "top level must be")],
+)
+def test_unusable_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, env={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown environment 'qa'.*integration, staging, production"):
+        load_config(DEFAULT_PATH, env={}).environment("qa")

@@ -1,0 +1,102 @@
+"""Pure helpers at the boundaries: CI variables, release records, build contexts, masking."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cicd.errors import ReleaseNotFoundError
+from cicd.gitops import branch_from_env, event_from_env
+from cicd.images import ContextFile, Platform, mask, write_context
+from cicd.records import ReleaseRecord, find_release
+
+
+@pytest.mark.parametrize(
+    ("env", "branch"),
+    [
+        ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/heads/develop"}, "develop"),
+        ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/pull/7/merge", "GITHUB_HEAD_REF": "feature/a"}, "feature/a"),
+        ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/tags/v1", "GITHUB_REF_TYPE": "tag"}, None),
+        ({"TF_BUILD": "True", "BUILD_SOURCEBRANCH": "refs/heads/main"}, "main"),
+        (
+            {
+                "TF_BUILD": "True",
+                "BUILD_SOURCEBRANCH": "refs/pull/3/merge",
+                "SYSTEM_PULLREQUEST_SOURCEBRANCH": "refs/heads/feature/b",
+            },
+            "feature/b",
+        ),
+        ({}, None),
+    ],
+)
+def test_branch_from_ci_variables(env: dict[str, str], branch: str | None) -> None:
+    assert branch_from_env(env) == branch
+
+
+@pytest.mark.parametrize(
+    ("env", "event"),
+    [
+        ({"GITHUB_EVENT_NAME": "push"}, "push"),
+        ({"GITHUB_EVENT_NAME": "workflow_dispatch"}, "manual"),
+        ({"GITHUB_EVENT_NAME": "schedule"}, "schedule"),
+        ({"BUILD_REASON": "PullRequest"}, "pull_request"),
+        ({"BUILD_REASON": "IndividualCI"}, "push"),
+        ({"BUILD_REASON": "Schedule"}, "schedule"),
+        ({}, None),
+    ],
+)
+def test_event_from_ci_variables(env: dict[str, str], event: str | None) -> None:
+    assert event_from_env(env) == event
+
+
+def _record(commit: str, tree: str, created: str) -> ReleaseRecord:
+    return ReleaseRecord(
+        version="1.0.0-rc.1",
+        pep440="1.0.0rc1",
+        commit=commit,
+        tree=tree,
+        branch="develop",
+        image="sha256:i",
+        reference="r@sha256:d",
+        digest="sha256:d",
+        created=created,
+    )
+
+
+def test_release_records_round_trip_through_a_tag_message() -> None:
+    record = _record("c1", "t1", "2026-01-01T00:00:00+00:00")
+    parsed = ReleaseRecord.from_message("v1.0.0-rc.1", record.to_message())
+    assert parsed is not None and parsed.digest == "sha256:d" and parsed.tag == "v1.0.0-rc.1"
+    assert ReleaseRecord.from_message("v1", "a plain tag message") is None
+
+
+def test_find_release_by_commit_then_by_tree() -> None:
+    records = [_record("c1", "t1", "2026-01-01"), _record("c2", "t2", "2026-01-02"), _record("c3", "t2", "2026-01-03")]
+    assert find_release(records, "c2", "t9").commit == "c2"
+    assert find_release(records, "merge", "t2").commit == "c3"  # a merge of the same tree reuses the newest
+    with pytest.raises(ReleaseNotFoundError, match="run `nox -s release` on develop first"):
+        find_release(records, "c9", "t9")
+
+
+def test_platform_tags_for_pip() -> None:
+    tags = Platform("3.11", "x86_64", "2.36").pip_platforms()
+    assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_17_x86_64" in tags and "manylinux2014_x86_64" in tags
+
+
+def test_build_context_is_deterministic(tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("same")
+    first, second = io.BytesIO(), io.BytesIO()
+    write_context([ContextFile("a.txt", path=f), ContextFile("b", data=b"x")], first)
+    f.touch()  # a new mtime must not change the context
+    write_context([ContextFile("b", data=b"x"), ContextFile("a.txt", path=f)], second)
+    assert first.getvalue() == second.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(first.getvalue())) as tar:
+        assert tar.getnames() == ["a.txt", "b"]
+
+
+def test_mask_hides_every_secret() -> None:
+    assert mask("login u:canary failed for canary", ["canary", None]) == "login u:*** failed for ***"
