@@ -1,0 +1,81 @@
+"""Feature-branch row for real: build image, unit tests inside it, layer caching, failures shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import cicd, git, make_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, engine: Any, base_image: str) -> dict[str, Any]:
+    work, origin = make_project(tmp_path_factory.mktemp("feature"))
+    git(work, "checkout", "--quiet", "-b", "feature/demo")
+    return {"work": work, "env": {"TRAINYARD_BASE_IMAGE": base_image}}
+
+
+def _steps(output: str) -> tuple[int, int]:
+    line = next(x for x in output.splitlines() if x.startswith("build image "))
+    cached, total = line.split(": ")[-1].split(" steps")[0].split(" of ")
+    return int(cached), int(total)
+
+
+def test_build_then_unit_inside_the_image(project: dict[str, Any]) -> None:
+    work, env = project["work"], project["env"]
+    cicd(work, "build", env=env)
+    result = cicd(work, "unit", env=env)
+    assert "passed" in result.stdout and "unit tests passed" in result.stdout
+    assert (work / "artifacts/reports/unit/junit.xml").read_text().startswith("<?xml")
+    assert "<coverage" in (work / "artifacts/reports/unit/coverage.xml").read_text()
+    assert list((work / "artifacts/dist").glob("sample_ml-*.whl"))
+
+
+def test_a_second_build_is_fully_cached(project: dict[str, Any]) -> None:
+    result = cicd(project["work"], "build", env=project["env"])
+    cached, total = _steps(result.stdout)
+    assert cached == total, result.stdout[-3000:]
+
+
+def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project: dict[str, Any]) -> None:
+    work, env = project["work"], project["env"]
+    module = work / "src/sample_ml/schema.py"
+    module.write_text(module.read_text() + "\n# a one-line change\n")
+    result = cicd(work, "build", env=env)
+    lines = result.stdout.splitlines()
+    rebuilt = [
+        lines[i]
+        for i in range(len(lines) - 1)
+        if lines[i].startswith("Step ")
+        and "Using cache" not in lines[i + 1]
+        and " FROM " not in lines[i]
+        and " ARG " not in lines[i]
+    ]
+    assert rebuilt, "something must be rebuilt"
+    assert all("pip install" not in r and "wheelhouse" not in r for r in rebuilt), rebuilt
+    first = min(int(r.split()[1].split("/")[0]) for r in rebuilt)
+    assert "COPY src/" in next(r for r in rebuilt if int(r.split()[1].split("/")[0]) == first) or first > 8
+
+
+def test_a_failing_unit_test_fails_the_stage_and_shows_why(project: dict[str, Any]) -> None:
+    work, env = project["work"], project["env"]
+    bad = work / "tests/unit/test_deliberate_failure.py"
+    bad.write_text("def test_deliberate_failure():\n    assert 1 + 1 == 3, 'arithmetic is broken'\n")
+    try:
+        cicd(work, "build", env=env)
+        result = cicd(work, "unit", env=env, check=False)
+    finally:
+        bad.unlink()
+    assert result.returncode == 1
+    assert "arithmetic is broken" in result.stdout and "1 failed" in result.stdout
+    assert "unit tests in" in result.stderr and "failed (exit code 1)" in result.stderr
+
+
+def test_unit_without_a_build_image_says_to_build(project: dict[str, Any]) -> None:
+    work = project["work"]
+    (work / "NEWFILE").write_text("changes the dirty tag\n")
+    git(work, "add", "NEWFILE")
+    git(work, "commit", "--quiet", "-m", "chore: new commit, no image yet")
+    result = cicd(work, "unit", env=project["env"], check=False)
+    assert result.returncode == 2 and "run `nox -s build` first" in result.stderr

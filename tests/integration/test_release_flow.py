@@ -1,0 +1,97 @@
+"""Develop row for real: release → registry → integration, and the errors a user can hit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cicd.images import Engine
+from tests.integration.conftest import cicd, git, make_project, start_registry
+
+
+def test_release_is_recorded_in_git_and_pushed_by_digest(
+    released_flow: dict[str, Any], engine: Engine, registry: Any
+) -> None:
+    record, work, origin = released_flow["record"], released_flow["work"], released_flow["origin"]
+    assert record["version"] == "0.1.0-rc.1" and record["pep440"] == "0.1.0rc1"
+    assert record["reference"] == f"{registry.address}/sample-ml@{record['digest']}"
+    assert record["digest"].startswith("sha256:")
+    assert record["metrics"]["model"]["rmse"] < record["metrics"]["baseline"]["rmse"]
+    tags = git(origin, "tag", "-l")
+    assert "v0.1.0-rc.1" in tags.split()
+    message = git(work, "tag", "-l", "--format=%(contents)", "v0.1.0-rc.1")
+    assert json.loads(message[message.index("{") :])["digest"] == record["digest"]
+    engine.remove_image(record["reference"])
+    assert engine.pull(record["reference"], None) == record["image"]  # same bytes back from the registry
+
+
+def test_integration_stage_runs_against_the_released_image(released_flow: dict[str, Any]) -> None:
+    result = cicd(released_flow["work"], "integration", env=released_flow["env"])
+    assert "integration tests passed against 0.1.0-rc.1" in result.stdout
+    assert "4 passed" in result.stdout
+
+
+def test_release_refuses_a_dirty_tree(released_flow: dict[str, Any]) -> None:
+    work = released_flow["work"]
+    (work / "src/sample_ml/scratch.py").write_text("x = 1\n")
+    try:
+        result = cicd(work, "release", env=released_flow["env"], check=False)
+    finally:
+        (work / "src/sample_ml/scratch.py").unlink()
+    assert result.returncode == 2 and "uncommitted changes (src/sample_ml/scratch.py)" in result.stderr
+
+
+def test_no_engine_is_a_clear_error(released_flow: dict[str, Any]) -> None:
+    env = {**released_flow["env"], "DOCKER_HOST": "tcp://127.0.0.1:9"}
+    result = cicd(released_flow["work"], "build", env=env, check=False)
+    assert result.returncode == 2
+    assert "no Docker engine answers at tcp://127.0.0.1:9" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_missing_base_image_is_a_clear_error(released_flow: dict[str, Any]) -> None:
+    env = {**released_flow["env"], "TRAINYARD_BASE_IMAGE": "127.0.0.1:9/nope/python:0"}
+    result = cicd(released_flow["work"], "build", env=env, check=False)
+    assert result.returncode == 2
+    assert "base image '127.0.0.1:9/nope/python:0' is not available locally and cannot be pulled" in result.stderr
+
+
+def test_a_build_failure_shows_the_log_tail(tmp_path: Path, engine: Engine, base_image: str) -> None:
+    work, _ = make_project(tmp_path)
+    dockerfile = work / "cicd/build/docker/Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("WORKDIR /app", "RUN echo about-to-fail && exit 7\nWORKDIR /app")
+    )
+    result = cicd(work, "build", env={"TRAINYARD_BASE_IMAGE": base_image}, check=False)
+    assert result.returncode == 2
+    assert "building trainyard/sample-ml-build" in result.stderr and "returned a non-zero code: 7" in result.stderr
+    assert "about-to-fail" in result.stderr  # the tail of the log travels with the error
+
+
+def test_a_refused_push_says_so_and_never_prints_the_password(released_flow: dict[str, Any], tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    hashed = subprocess.run(["htpasswd", "-Bbn", "ci", "right-password"], capture_output=True, text=True, check=False)
+    if hashed.returncode != 0:
+        pytest.fail("htpasswd is needed (apt-get install apache2-utils)")
+    htpasswd.write_text(hashed.stdout)
+    secured = start_registry(tmp_path / "secured", htpasswd=htpasswd)
+    try:
+        work = released_flow["work"]
+        git(work, "commit", "--quiet", "--allow-empty", "-m", "fix: a new release candidate")
+        env = {
+            **released_flow["env"],
+            "TRAINYARD_REGISTRY": secured.address,
+            "TRAINYARD_REGISTRY_USERNAME": "ci",
+            "TRAINYARD_REGISTRY_PASSWORD": "canary-wrong-password",
+        }
+        result = cicd(work, "release", env=env, check=False)
+    finally:
+        secured.process.terminate()
+        secured.process.wait(timeout=10)
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "refused" in result.stderr or "failed" in result.stderr
+    assert "canary-wrong-password" not in result.stdout + result.stderr
+    assert "v0.1.0-rc.2" not in git(work, "tag", "-l")  # nothing recorded for a release that did not ship
