@@ -11,7 +11,7 @@ from tests.integration.conftest import cicd, git, make_project
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, engine: Any, base_image: str) -> dict[str, Any]:
-    work, origin = make_project(tmp_path_factory.mktemp("feature"))
+    work, _origin = make_project(tmp_path_factory.mktemp("feature"))
     git(work, "checkout", "--quiet", "-b", "feature/demo")
     return {"work": work, "env": {"TRAINYARD_BASE_IMAGE": base_image}}
 
