@@ -72,3 +72,9 @@ def release(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Integration tests against this commit's release image (pulled by digest from the registry if pushed)."""
     _cicd(session, "integration", "-r", DEV)
+
+
+@nox.session(default=False)
+def merge(session: nox.Session) -> None:
+    """Merge this branch into its target (feature → develop, develop → master/main) once its checks passed."""
+    _cicd(session, "merge")

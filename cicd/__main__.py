@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     sub.add_parser("lint", help="ruff, mypy, bandit, hadolint, yamllint inside the build image")
     sub.add_parser("release", help="train + gate in the build image, build, push and record the release image")
+    sub.add_parser("merge", help="merge this branch into its target once its checks passed").add_argument(
+        "source", nargs="?", help="branch to merge (default: the current one)"
+    )
     return parser
 
 
@@ -80,6 +83,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "release":
         record = flow.release(ctx)
         print(json.dumps({"version": record.version, "reference": record.reference, "tag": record.tag}))
+    elif args.command == "merge":
+        flow.merge(ctx, args.source)
     elif args.command == "integration":
         flow.integration(ctx, _strip(args.pytest_args))
     return 0

@@ -207,6 +207,10 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
     result = ctx.engine.run(image, cmd, timeout=ctx.config.test_timeout, copy_out={IN_REPORTS: reports})
     if result.exit_code != 0:
         raise TestsFailedError(f"unit tests in {image}", result.exit_code, str(reports))
+    if not image.endswith("-dirty"):  # only a committed tree can vouch for a commit
+        ctx.repo.add_note(
+            {"stage": "unit", "result": "passed", "time": datetime.now(UTC).isoformat(timespec="seconds")}
+        )
     print(f"unit tests passed in {image}; reports in {reports}")
     return {"image": image, "reports": str(reports)}
 
@@ -368,3 +372,34 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
+
+
+# --- merge -----------------------------------------------------------------------------------
+def merge(ctx: Context, source: str | None = None) -> str:
+    """Merge a branch whose checks passed into its target: feature → develop, develop → master/main.
+
+    The evidence is the git note the passing stage left on the branch's head commit (``unit``
+    for a feature branch, ``integration`` for develop). On conflict the merge is aborted and the
+    target is left as it was.
+    """
+    cfg, repo = ctx.config, ctx.repo
+    source = source or ctx.branch()
+    kind = cfg.branches.kind(source)
+    if kind == "release":
+        raise CICDError(f"{source} is a release branch: it is deployed, not merged anywhere")
+    if kind == "develop":
+        existing = set(repo.branches())
+        target = next((b for b in cfg.branches.release if b in existing), cfg.branches.release[0])
+        needed = "integration"
+    else:
+        target, needed = cfg.branches.develop, "unit"
+    head = repo.rev(source)
+    notes = [n for n in repo.notes(head) if n.get("stage") == needed and n.get("result") == "passed"]
+    if not notes:
+        raise CICDError(
+            f"{source} ({head[:12]}) has no passing `{needed}` record; run `nox -s "
+            f"{'build unit' if needed == 'unit' else 'release integration'}` on it first"
+        )
+    merged = repo.merge(source, target, dry_run=ctx.dry_run)
+    print(f"merged {source} into {target} at {merged[:12]}")
+    return merged

@@ -146,6 +146,15 @@ class Repo:
         spec = f"{tag}..{rev}" if tag else rev
         return [str(c.message) for c in self.repo.iter_commits(spec)]
 
+    def branches(self) -> list[str]:
+        return [h.name for h in self.repo.heads]
+
+    def rev(self, name: str) -> str:
+        try:
+            return self.repo.commit(name).hexsha
+        except (ValueError, GitCommandError) as err:
+            raise GitError(f"no branch or commit named {name!r}") from err
+
     def has_remote(self, name: str = "origin") -> bool:
         return name in [r.name for r in self.repo.remotes]
 

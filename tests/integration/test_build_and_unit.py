@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +80,38 @@ def test_unit_without_a_build_image_says_to_build(project: dict[str, Any]) -> No
     git(work, "commit", "--quiet", "-m", "chore: new commit, no image yet")
     result = cicd(work, "unit", env=project["env"], check=False)
     assert result.returncode == 2 and "run `nox -s build` first" in result.stderr
+
+
+def test_merge_needs_passing_checks_then_merges_and_pushes(tmp_path: Path, engine: Any, base_image: str) -> None:
+    work, origin = make_project(tmp_path)
+    env = {"TRAINYARD_BASE_IMAGE": base_image}
+    git(work, "checkout", "--quiet", "-b", "feature/merge-me")
+    (work / "src/sample_ml/extra.py").write_text('"""A new module."""\n')
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "feat: extra module")
+    refused = cicd(work, "merge", env=env, check=False)
+    assert refused.returncode == 2 and "has no passing `unit` record" in refused.stderr
+    cicd(work, "build", env=env)
+    cicd(work, "unit", env=env)
+    result = cicd(work, "merge", env=env)
+    assert "merged feature/merge-me into develop" in result.stdout
+    assert git(origin, "log", "-1", "--format=%s", "develop") == "Merge branch 'feature/merge-me' into develop"
+    assert git(work, "rev-parse", "--abbrev-ref", "HEAD") == "feature/merge-me"  # back where we were
+
+
+def test_a_conflicting_merge_is_aborted_and_the_target_unchanged(tmp_path: Path) -> None:
+    work, origin = make_project(tmp_path)
+    (work / "README.md").write_text("develop's version\n")
+    git(work, "commit", "--quiet", "-am", "docs: develop edit")
+    git(work, "push", "--quiet", "origin", "develop")
+    before = git(work, "rev-parse", "develop")
+    git(work, "checkout", "--quiet", "-b", "feature/clash", "HEAD~1")
+    (work / "README.md").write_text("feature's version\n")
+    git(work, "commit", "--quiet", "-am", "docs: feature edit")
+    git(work, "notes", "--ref=trainyard", "add", "-m", '{"stage": "unit", "result": "passed"}')
+    result = cicd(work, "merge", check=False)
+    assert result.returncode == 2
+    assert "conflicts in README.md" in result.stderr and "develop is unchanged" in result.stderr
+    assert git(work, "rev-parse", "develop") == before == git(origin, "rev-parse", "develop")
+    assert git(work, "status", "--porcelain") == ""
+    assert git(work, "rev-parse", "--abbrev-ref", "HEAD") == "feature/clash"
