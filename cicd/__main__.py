@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("merge", help="merge this branch into its target once its checks passed").add_argument(
         "source", nargs="?", help="branch to merge (default: the current one)"
     )
+    for name, text in (
+        ("deploy", "deploy this commit's release image to an environment, by digest"),
+        ("promote", "deploy what Staging runs to an environment (production); tag the Staging commit"),
+        ("rollback", "redeploy an environment's previous recorded digest"),
+    ):
+        sub.add_parser(name, help=text).add_argument("environment", help="environment name from pipeline.yaml")
+    p = sub.add_parser("acceptance", help="acceptance tests against an environment's deployed service")
+    p.add_argument("environment")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    sub.add_parser("status", help="for each environment: commit, version, digest and live health")
     return parser
 
 
@@ -83,6 +93,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "release":
         record = flow.release(ctx)
         print(json.dumps({"version": record.version, "reference": record.reference, "tag": record.tag}))
+    elif args.command in ("deploy", "promote", "rollback", "acceptance", "status"):
+        from cicd import environments
+
+        if args.command == "deploy":
+            environments.deploy(ctx, args.environment)
+        elif args.command == "promote":
+            environments.promote(ctx, args.environment)
+        elif args.command == "rollback":
+            environments.rollback(ctx, args.environment)
+        elif args.command == "acceptance":
+            environments.acceptance(ctx, args.environment, _strip(args.pytest_args))
+        else:
+            print(environments.format_status(environments.status(ctx)))
     elif args.command == "merge":
         flow.merge(ctx, args.source)
     elif args.command == "integration":

@@ -104,3 +104,30 @@ class GateError(CICDError):
     """The model failed its evaluation gate; nothing was released."""
 
     exit_code = 1
+
+
+class DeployError(CICDError):
+    """A deployment was refused or failed; the previous release keeps serving."""
+
+
+class HealthCheckError(DeployError):
+    def __init__(self, what: str, url: str, timeout: float, log_tail: list[str], restored: bool) -> None:
+        self.log_tail = log_tail
+        tail = "\n".join(f"    {line}" for line in log_tail[-20:]) or "    (no output)"
+        after = "the previous release is serving again" if restored else "nothing else was changed"
+        super().__init__(
+            f"{what} never answered {url} within {timeout:.0f}s; it was removed and {after}. "
+            f"Fix the release and deploy again. Last lines of its log:\n{tail}"
+        )
+
+
+class PortInUseError(DeployError):
+    pass
+
+
+class DeployLockedError(DeployError):
+    pass
+
+
+class PromotionError(DeployError):
+    pass

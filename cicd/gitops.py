@@ -172,7 +172,20 @@ class Repo:
         except GitCommandError as err:
             raise GitError(f"cannot create tag {name!r}: {(err.stderr or '').strip()}") from err
 
-    def push(self, refspecs: Sequence[str], remote: str = "origin", *, dry_run: bool = False) -> None:
+    def tag_object(self, name: str) -> str | None:
+        """The sha the tag ref points at (the tag object for an annotated tag), or None."""
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", f"refs/tags/{name}").strip() or None
+        except GitError:
+            return None
+
+    def delete_tag(self, name: str) -> None:
+        if name in self.tags():
+            self.repo.delete_tag(self.repo.tags[name])
+
+    def push(
+        self, refspecs: Sequence[str], remote: str = "origin", *, dry_run: bool = False, extra: Sequence[str] = ()
+    ) -> None:
         """Push all ``refspecs`` in one atomic transaction: all land or none do."""
         if dry_run:
             print(f"[dry-run] would push {' '.join(refspecs)} to {remote} atomically")
@@ -180,7 +193,7 @@ class Repo:
         if not self.has_remote(remote):
             raise PushError(f"no remote named {remote!r}; add it (git remote add {remote} URL) or push by hand")
         try:
-            self.repo.git.push("--atomic", "--porcelain", remote, *refspecs)
+            self.repo.git.push("--atomic", "--porcelain", *extra, remote, *refspecs)
         except GitCommandError as err:
             raise PushError(
                 f"pushing {', '.join(refspecs)} to {remote} was refused, nothing was pushed: "

@@ -411,6 +411,41 @@ class Engine:
             raise ContainerError(f"cannot start {name} from {image}: {_reason(err)}") from None
         return str(container.id)
 
+    def containers(self, labels: Mapping[str, str], *, all_states: bool = True) -> list[dict[str, Any]]:
+        """Containers carrying every label in ``labels``: id, name, labels, running, created."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        try:
+            found = self.client.containers.list(all=all_states, filters=filters)
+        except APIError as err:
+            raise ContainerError(f"cannot list containers: {_reason(err)}") from None
+        return [
+            {
+                "id": c.id,
+                "name": c.name,
+                "labels": dict(c.labels),
+                "running": c.status == "running",
+                "created": c.attrs.get("Created", ""),
+            }
+            for c in found
+        ]
+
+    def start_existing(self, ref: str) -> None:
+        try:
+            self.client.containers.get(ref).start()
+        except (NotFound, APIError) as err:
+            raise ContainerError(f"cannot restart container {ref[:12]}: {_reason(err)}") from None
+
+    def stop_only(self, ref: str, timeout: int = 10) -> None:
+        """Stop but keep the container, so it can be started again if its successor fails."""
+        try:
+            self.client.containers.get(ref).stop(timeout=timeout)
+        except (NotFound, APIError) as err:
+            raise ContainerError(f"cannot stop container {ref[:12]}: {_reason(err)}") from None
+
+    def remove(self, ref: str) -> None:
+        with suppress(NotFound, APIError):
+            self.client.containers.get(ref).remove(force=True)
+
     def container_state(self, ref: str) -> dict[str, Any] | None:
         try:
             return dict(self.client.containers.get(ref).attrs.get("State") or {})

@@ -36,3 +36,5 @@ def dummy_sqlite() -> Path:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--release-image", default=None, help="test this release image instead of building one")
     parser.addoption("--base-url", default=None, help="acceptance tests: URL of the deployed service")
+    parser.addoption("--expected-digest", default=None, help="acceptance tests: the digest the service must report")
+    parser.addoption("--expected-rmse", default=None, type=float, help="acceptance tests: the release's own RMSE")

@@ -1,0 +1,181 @@
+"""The ``docker`` target: one service container per environment on a Docker engine.
+
+The container uses the host network and binds ``127.0.0.1:<port>``. A deploy first starts the
+new release on a spare port and waits for its health check, so a release that never becomes
+healthy never touches the one serving. Then it stops the old container (kept, not removed),
+starts the new one on the environment's port and checks it again; if that fails, the old
+container is started again. Only when the new one is healthy is the old one removed. The swap
+leaves a gap of a few seconds (one service start) on the port; a proxy in front closes it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cicd.config import Environment, PipelineConfig
+from cicd.deploy.base import Live
+from cicd.errors import ContainerError, DeployLockedError, HealthCheckError, PortInUseError
+from cicd.http import wait_healthy
+from cicd.images import Engine
+
+LABEL = "io.trainyard"
+LOCKS = Path(os.environ.get("TRAINYARD_CACHE", Path.home() / ".cache" / "trainyard")) / "locks"
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def environment_lock(project: str, environment: str) -> Iterator[None]:
+    """One deployment per environment at a time on this machine; the others are refused at once."""
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    with (LOCKS / f"{project}-{environment}.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeployLockedError(
+                f"another deployment to {environment} is in progress; wait for it to finish, then check `nox -s status`"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class DockerTarget:
+    def __init__(self, config: PipelineConfig, env: Environment, engine: Engine | None = None) -> None:
+        self.config, self.env = config, env
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine()
+        return self._engine
+
+    def _labels(self) -> dict[str, str]:
+        return {f"{LABEL}.project": self.config.project, f"{LABEL}.environment": self.env.name}
+
+    def _service_env(self, port: int, digest: str, version: str, commit: str) -> dict[str, str]:
+        extra = self.env.settings.get("env", {}) if isinstance(self.env.settings.get("env", {}), dict) else {}
+        return {
+            **{str(k): str(v) for k, v in extra.items()},
+            "SERVICE_HOST": "127.0.0.1",
+            "SERVICE_PORT": str(port),
+            "IMAGE_DIGEST": digest,
+            "SERVICE_VERSION": version,
+            "GIT_COMMIT": commit,
+        }
+
+    def _serving(self) -> list[dict[str, object]]:
+        return [c for c in self.engine.containers(self._labels()) if c["labels"].get(f"{LABEL}.role") == "serving"]
+
+    def live(self) -> Live | None:
+        running = [c for c in self._serving() if c["running"]]
+        if not running:
+            return None
+        labels = running[0]["labels"]
+        assert isinstance(labels, dict)
+        healthy = wait_healthy(f"{self.env.url}{self.env.health_path}", timeout=3)
+        return Live(
+            environment=self.env.name,
+            reference=str(labels.get(f"{LABEL}.reference", "")),
+            digest=str(labels.get(f"{LABEL}.digest", "")),
+            version=str(labels.get(f"{LABEL}.version", "")),
+            url=self.env.url,
+            healthy=healthy,
+            detail=str(running[0]["name"]),
+        )
+
+    def _start(self, image: str, port: int, role: str, digest: str, version: str, commit: str, reference: str) -> str:
+        name = f"trainyard-{self.config.project}-{self.env.name}-{role}-{uuid.uuid4().hex[:8]}"
+        labels = {
+            **self._labels(),
+            f"{LABEL}.role": role,
+            f"{LABEL}.digest": digest,
+            f"{LABEL}.version": version,
+            f"{LABEL}.commit": commit,
+            f"{LABEL}.reference": reference,
+            f"{LABEL}.started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        return self.engine.start_service(image, name, self._service_env(port, digest, version, commit), labels=labels)
+
+    def _healthy(self, cid: str, port: int) -> bool:
+        alive = lambda: bool((self.engine.container_state(cid) or {}).get("Running"))  # noqa: E731
+        return wait_healthy(f"http://127.0.0.1:{port}{self.env.health_path}", self.env.health_timeout, alive)
+
+    def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
+        with environment_lock(self.config.project, self.env.name):
+            return self._deploy(reference, image, digest, version, commit)
+
+    def _deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
+        engine, env = self.engine, self.env
+        serving = self._serving()
+        running = [c for c in serving if c["running"]]
+        if not running and not port_is_free(env.port):
+            raise PortInUseError(
+                f"port {env.port} of environment {env.name} is taken by another program; free it or set "
+                f"environments.{env.name}.port in cicd/pipeline.yaml to a free one"
+            )
+        # 1. The candidate proves it can start and serve, on a spare port, beside the old one.
+        spare = free_port()
+        candidate = self._start(image, spare, "candidate", digest, version, commit, reference)
+        try:
+            if not self._healthy(candidate, spare):
+                raise HealthCheckError(
+                    f"{version} ({digest[:19]})",
+                    f"{env.health_path} on a trial port",
+                    env.health_timeout,
+                    engine.logs_tail(candidate),
+                    restored=False,
+                )
+        finally:
+            engine.remove(candidate)
+        # 2. Swap: stop (keep) the old one, start the new one on the environment's port.
+        for old in running:
+            engine.stop_only(str(old["id"]))
+        new = self._start(image, env.port, "serving", digest, version, commit, reference)
+        if not self._healthy(new, env.port):
+            tail = engine.logs_tail(new)
+            engine.remove(new)
+            restored = False
+            for old in running:
+                engine.start_existing(str(old["id"]))
+                restored = self._healthy(str(old["id"]), env.port)
+            raise HealthCheckError(
+                f"{version} ({digest[:19]})", f"{env.url}{env.health_path}", env.health_timeout, tail, restored=restored
+            )
+        # 3. Retire every other container of this environment (the old one, strays of a killed deploy).
+        for other in serving:
+            if other["id"] != new:
+                engine.remove(str(other["id"]))
+        for stray in engine.containers({**self._labels(), f"{LABEL}.role": "candidate"}):
+            engine.remove(str(stray["id"]))
+        return Live(env.name, reference, digest, version, env.url, healthy=True, detail=new)
+
+    def stop(self) -> None:
+        for c in self._serving():
+            try:
+                self.engine.stop(str(c["id"]))
+            except ContainerError:
+                self.engine.remove(str(c["id"]))

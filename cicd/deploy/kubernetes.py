@@ -1,0 +1,158 @@
+"""The ``kubernetes`` target, for users who outgrow one host (AKS or any cluster).
+
+It renders a Deployment and a Service (image by digest, readiness and liveness probes,
+resources, rolling-update settings), applies them with ``kubectl`` to the configured context,
+waits for the rollout and undoes it on failure. No cluster can be had where this template is
+tested: the rendered manifests are validated offline (``kubernetes-validate`` and
+``kubectl create --dry-run=client``); applying to a live cluster is untested.
+
+Settings (``environments.<name>.settings``): ``context``, ``namespace``, ``replicas``,
+``resources`` (requests/limits), ``service_type``, ``service_port``, ``env`` (extra variables).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from typing import Any
+
+import yaml
+
+from cicd.config import Environment, PipelineConfig
+from cicd.deploy.base import Live
+from cicd.errors import DeployError
+
+CONTAINER_PORT = 8000
+DEFAULT_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def _name(project: str, env: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"{project}-{env}".lower()).strip("-")[:63]
+
+
+def render(
+    config: PipelineConfig, env: Environment, reference: str, digest: str, version: str, commit: str
+) -> list[dict[str, Any]]:
+    """The manifests for one release in one environment (pure: no cluster needed)."""
+    s = dict(env.settings)
+    name = _name(config.project, env.name)
+    labels = {
+        "app.kubernetes.io/name": config.project,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/version": re.sub(r"[^A-Za-z0-9_.-]", "_", version)[:63],
+    }
+    selector = {"app.kubernetes.io/instance": name}
+    probe = {"httpGet": {"path": env.health_path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
+    extra_env = {str(k): str(v) for k, v in (s.get("env") or {}).items()}
+    container_env = [
+        {"name": k, "value": v}
+        for k, v in {
+            **extra_env,
+            "SERVICE_HOST": "0.0.0.0",  # noqa: S104  # nosec B104 - binds inside the pod
+            "SERVICE_PORT": str(CONTAINER_PORT),
+            "IMAGE_DIGEST": digest,
+            "SERVICE_VERSION": version,
+            "GIT_COMMIT": commit,
+        }.items()
+    ]
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": s.get("namespace", "default"),
+            "labels": labels,
+            "annotations": {
+                "trainyard.io/digest": digest,
+                "trainyard.io/reference": reference,
+                "trainyard.io/commit": commit,
+            },
+        },
+        "spec": {
+            "replicas": int(s.get("replicas", 2)),
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {**labels, **selector}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "containers": [
+                        {
+                            "name": "service",
+                            "image": reference,
+                            "imagePullPolicy": "IfNotPresent",
+                            "ports": [{"name": "http", "containerPort": CONTAINER_PORT}],
+                            "env": container_env,
+                            "readinessProbe": {**probe, "initialDelaySeconds": 5},
+                            "livenessProbe": {**probe, "initialDelaySeconds": 30, "failureThreshold": 3},
+                            "resources": s.get("resources", DEFAULT_RESOURCES),
+                            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": s.get("namespace", "default"), "labels": labels},
+        "spec": {
+            "type": s.get("service_type", "ClusterIP"),
+            "selector": selector,
+            "ports": [{"name": "http", "port": int(s.get("service_port", 80)), "targetPort": "http"}],
+        },
+    }
+    return [deployment, service]
+
+
+def to_yaml(manifests: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(manifests, sort_keys=False)
+
+
+class KubernetesTarget:
+    def __init__(self, config: PipelineConfig, env: Environment) -> None:
+        self.config, self.env = config, env
+        self.name = _name(config.project, env.name)
+        settings = dict(env.settings)
+        self.namespace = str(settings.get("namespace", "default"))
+        self.context = settings.get("context")
+
+    def _kubectl(self, *args: str, stdin: str | None = None) -> str:
+        cmd = ["kubectl", *(["--context", str(self.context)] if self.context else []), "-n", self.namespace, *args]
+        try:
+            result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False, timeout=900)
+        except FileNotFoundError:
+            raise DeployError("kubectl is not installed; install it to deploy to a kubernetes environment") from None
+        if result.returncode != 0:
+            raise DeployError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()[-1500:]}")
+        return result.stdout
+
+    def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
+        manifests = to_yaml(render(self.config, self.env, reference, digest, version, commit))
+        self._kubectl("apply", "-f", "-", stdin=manifests)
+        try:
+            self._kubectl("rollout", "status", f"deployment/{self.name}", f"--timeout={int(self.env.health_timeout)}s")
+        except DeployError as err:
+            self._kubectl("rollout", "undo", f"deployment/{self.name}")
+            raise DeployError(f"the rollout of {version} to {self.env.name} failed and was undone: {err}") from None
+        return Live(self.env.name, reference, digest, version, self.env.url, healthy=True, detail=self.name)
+
+    def live(self) -> Live | None:
+        try:
+            data = json.loads(self._kubectl("get", "deployment", self.name, "-o", "json"))
+        except DeployError:
+            return None
+        notes = data.get("metadata", {}).get("annotations", {})
+        ready = data.get("status", {}).get("readyReplicas", 0) or 0
+        return Live(
+            self.env.name,
+            notes.get("trainyard.io/reference", ""),
+            notes.get("trainyard.io/digest", ""),
+            data["metadata"].get("labels", {}).get("app.kubernetes.io/version", ""),
+            self.env.url,
+            healthy=ready > 0,
+            detail=f"{ready} ready",
+        )
