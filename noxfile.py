@@ -6,6 +6,8 @@ prerequisite.
     nox -s tests                # the whole test suite
     nox -s build unit lint      # feature branch: build image, unit tests and linters inside it
     nox -s release integration  # develop: release image (pushed if a registry is set), its tests
+    nox -s deploy -- staging && nox -s acceptance -- staging   # master/main
+    nox -s promote -- production                               # manual, approved
 """
 
 from __future__ import annotations
@@ -78,3 +80,39 @@ def integration(session: nox.Session) -> None:
 def merge(session: nox.Session) -> None:
     """Merge this branch into its target (feature → develop, develop → master/main) once its checks passed."""
     _cicd(session, "merge")
+
+
+def _environment(session: nox.Session, command: str, *extra: str) -> None:
+    if not session.posargs:
+        session.error(f"name the environment: nox -s {command} -- staging")
+    _cicd(session, command, *extra)
+
+
+@nox.session(default=False, tags=["release"])
+def deploy(session: nox.Session) -> None:
+    """Deploy this commit's release image, by digest, to an environment: ``nox -s deploy -- staging``."""
+    _environment(session, "deploy")
+
+
+@nox.session(default=False, tags=["release"])
+def acceptance(session: nox.Session) -> None:
+    """Acceptance tests against an environment's deployed service: ``nox -s acceptance -- staging``."""
+    _environment(session, "acceptance", "-r", DEV)
+
+
+@nox.session(default=False)
+def promote(session: nox.Session) -> None:
+    """Deploy what Staging runs (same digest, no build) and tag it: ``nox -s promote -- production``."""
+    _environment(session, "promote")
+
+
+@nox.session(default=False)
+def rollback(session: nox.Session) -> None:
+    """Redeploy an environment's previous recorded digest: ``nox -s rollback -- production``."""
+    _environment(session, "rollback")
+
+
+@nox.session(default=False)
+def status(session: nox.Session) -> None:
+    """For each environment: tagged commit, version, digest, what runs and whether it is healthy."""
+    _cicd(session, "status")
