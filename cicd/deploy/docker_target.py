@@ -74,7 +74,13 @@ class DockerTarget:
         return self._engine
 
     def _labels(self) -> dict[str, str]:
-        return {f"{LABEL}.project": self.config.project, f"{LABEL}.environment": self.env.name}
+        # The port is part of the identity: two checkouts of one project on one engine (say, the
+        # test suite beside your own staging) never touch each other's containers.
+        return {
+            f"{LABEL}.project": self.config.project,
+            f"{LABEL}.environment": self.env.name,
+            f"{LABEL}.port": str(self.env.port),
+        }
 
     def _service_env(self, port: int, digest: str, version: str, commit: str) -> dict[str, str]:
         extra = self.env.settings.get("env", {}) if isinstance(self.env.settings.get("env", {}), dict) else {}
