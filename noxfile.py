@@ -2,7 +2,7 @@
 own venv and calls ``python -m cicd <command>``, forwarding ``session.posargs``. nox is the only
 prerequisite.
 
-    nox -s demo                 # the main job: train, evaluate, predict and serve the sample model
+    nox -s demo                 # the main job: the whole flow in a throwaway copy of this repository
     nox -s tests                # the whole test suite
     nox -s build unit lint      # feature branch: build image, unit tests and linters inside it
     nox -s release integration  # develop: release image (pushed if a registry is set), its tests
@@ -30,8 +30,8 @@ def _cicd(session: nox.Session, command: str, *extra: str) -> None:
 
 @nox.session(default=False)
 def demo(session: nox.Session) -> None:
-    """Train, evaluate, predict and serve the sample model on the dummy data; print a report."""
-    session.install("-r", TOOLKIT, "-r", RUNTIME)
+    """The whole flow, end to end, in a throwaway copy of this repository (``-- --local``: no Docker)."""
+    session.install("-r", TOOLKIT, "-r", DEV)
     session.install("--no-deps", "./src")
     session.run("python", "-m", "cicd", "demo", *session.posargs)
 

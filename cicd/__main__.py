@@ -24,9 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--branch", help="act as if on this branch (default: CI variables, then git)")
     parser.add_argument("--dry-run", action="store_true", help="log writes to git, Docker and registries instead")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("demo", help="train, evaluate, predict and serve the sample model; print a report").add_argument(
-        "--workdir", type=Path, default=None, help="where outputs go (default: artifacts/demo)"
-    )
+    demo = sub.add_parser("demo", help="the whole flow in a throwaway copy of this repository; print a report")
+    demo.add_argument("--workdir", type=Path, default=None, help="where the copy goes (default: a new temp folder)")
+    demo.add_argument("--keep", action="store_true", help="leave the demo's staging and production running")
+    demo.add_argument("--local", action="store_true", help="no Docker: the sample CLI's train/evaluate/predict/serve")
     sub.add_parser("config", help="print the resolved pipeline spec")
     sub.add_parser("version", help="print the version the current branch would release")
     sub.add_parser("build", help="build the wheel and the build image")
@@ -69,9 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     root = args.root.resolve()
     if args.command == "demo":
-        from cicd.demo import report, run_demo
+        from cicd.demo import report, run_flow, run_local
 
-        stages = run_demo(root, args.workdir or root / "artifacts" / "demo")
+        if args.local:
+            stages = run_local(root, args.workdir or root / "artifacts" / "demo")
+        else:
+            stages = run_flow(root, args.workdir, args.keep)
         print(report(stages))
         return 0 if all(s.ok for s in stages) else 1
 

@@ -1,17 +1,26 @@
-"""The main job on a fresh machine: train, evaluate, predict and serve the sample model.
+"""The main job: the whole flow, end to end, in a throwaway copy of this repository.
 
-Runs the application CLI exactly as a user would, in ``artifacts/demo`` (git-ignored), then
-starts the HTTP service on a free 127.0.0.1 port, sends it real requests, stops it with
-SIGTERM, and prints a short report of each stage.
+``python -m cicd demo`` copies the project (as it is now, uncommitted changes included) into a
+temporary repository with a bare ``origin``, gives its environments free ports, and runs every
+row of the flow there on the embedded default — the local engine, no external registry:
+build → unit → release → integration → merge → deploy staging → acceptance → promote
+production → status. Your own repository, tags and deployments are untouched. It ends with a
+short report of each stage and stops the services it started (``--keep`` leaves them running).
+
+``python -m cicd demo --local`` is the short version without Docker: the sample CLI's train,
+evaluate, predict and serve on this machine.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +42,108 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def report(stages: list[Stage]) -> str:
+    width = max([len(s.name) for s in stages] + [5])
+    lines = ["", f"{'stage'.ljust(width)}  result  seconds  detail"]
+    for s in stages:
+        lines.append(f"{s.name.ljust(width)}  {'ok' if s.ok else 'FAILED':6}  {s.seconds:7.1f}  {s.detail}")
+    return "\n".join(lines)
+
+
+# --- the whole flow ------------------------------------------------------------------------
+FLOW: list[tuple[str, list[str], str | None]] = [
+    ("build", ["build"], "develop"),
+    ("unit", ["unit"], None),
+    ("release", ["release"], None),
+    ("integration", ["integration"], None),
+    ("merge develop→main", ["merge"], None),
+    ("deploy staging", ["deploy", "staging"], "main"),
+    ("acceptance staging", ["acceptance", "staging"], None),
+    ("promote production", ["promote", "production"], None),
+    ("status", ["status"], None),
+]
+
+
+def _summary(output: str) -> str:
+    keep = [
+        line
+        for line in output.splitlines()
+        if re.match(
+            r"^(build image|unit tests passed|released|integration tests passed|merged|staging now|"
+            r"production now|acceptance tests passed|production\s)",
+            line,
+        )
+    ]
+    return keep[-1][:110] if keep else (output.strip().splitlines() or [""])[-1][:110]
+
+
+def _git(work: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=work, check=True, capture_output=True)
+
+
+def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
+    from cicd.config import load_config
+    from cicd.deploy.docker_target import DockerTarget
+    from cicd.gitops import throwaway_clone
+    from cicd.images import Engine
+
+    stages: list[Stage] = []
+    start = time.perf_counter()
+    engine = Engine()  # fail early, with advice, when no engine answers
+    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="trainyard-demo-"))
+    base.mkdir(parents=True, exist_ok=True)
+    work, _origin = throwaway_clone(root, base)
+    spec = work / "cicd" / "pipeline.yaml"
+    text = spec.read_text()
+    for default in (18080, 18081, 18082):
+        text = text.replace(f"port: {default}", f"port: {_free_port()}")
+    spec.write_text(text)
+    _git(work, "commit", "--quiet", "-am", "chore: free ports for this throwaway run")
+    _git(work, "push", "--quiet", "origin", "develop")
+    stages.append(Stage("clone", True, time.perf_counter() - start, f"throwaway copy in {work}"))
+    logs = base / "logs"
+    logs.mkdir(exist_ok=True)
+    env = {**os.environ}
+    try:
+        for name, args, branch in FLOW:
+            if branch:
+                _git(work, "checkout", "--quiet", branch)
+                if branch == "main":
+                    _git(work, "pull", "--quiet", "origin", "main")
+            print(f"\n=== {name}: python -m cicd {' '.join(args)}", flush=True)
+            t0 = time.perf_counter()
+            log = logs / f"{len(stages):02d}-{args[0]}.log"
+            with log.open("w") as fh:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "cicd", "--root", str(work), *args],
+                    cwd=work,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                assert proc.stdout is not None
+                output = []
+                for line in proc.stdout:
+                    fh.write(line)
+                    output.append(line)
+                    print(line, end="", flush=True)
+                code = proc.wait()
+            text_out = "".join(output)
+            ok = code == 0
+            detail = _summary(text_out) if ok else f"exit {code}: see {log}"
+            stages.append(Stage(name, ok, time.perf_counter() - t0, detail))
+            if not ok:
+                break
+    finally:
+        if not keep:
+            config = load_config(spec, env={})
+            for environment in config.environments.values():
+                DockerTarget(config, environment, engine).stop()
+    return stages
+
+
+# --- the short version, no Docker ----------------------------------------------------------
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sample_ml.run", *args], cwd=cwd, text=True, check=False)
 
@@ -57,7 +168,7 @@ def _serve_check(root: Path, model: Path, data: Path, log: Path) -> str:
     try:
         if not wait_healthy(f"{base}/health", timeout=60, is_alive=lambda: proc.poll() is None):
             raise RuntimeError(f"the service never became healthy at {base}/health; see {log}")
-        status, meta = request_json(f"{base}/metadata")
+        _, meta = request_json(f"{base}/metadata")
         status, body = request_json(f"{base}/predict", {"records": _records(data, 3)})
         if status != 200:
             raise RuntimeError(f"POST /predict answered {status}: {body}")
@@ -73,7 +184,7 @@ def _serve_check(root: Path, model: Path, data: Path, log: Path) -> str:
             proc.wait()
 
 
-def run_demo(root: Path, workdir: Path) -> list[Stage]:
+def run_local(root: Path, workdir: Path) -> list[Stage]:
     data = root / "notebooks" / "dummy_data" / "diabetes.csv"
     model, evaluation, preds = workdir / "model", workdir / "evaluation", workdir / "predictions.csv"
     steps = [
@@ -93,15 +204,9 @@ def run_demo(root: Path, workdir: Path) -> list[Stage]:
     for name, args, detail in steps:
         start = time.perf_counter()
         result = _cli(*args, cwd=root)
-        stages.append(
-            Stage(
-                name,
-                result.returncode == 0,
-                time.perf_counter() - start,
-                detail if result.returncode == 0 else f"exit code {result.returncode}",
-            )
-        )
-        if result.returncode != 0:
+        ok = result.returncode == 0
+        stages.append(Stage(name, ok, time.perf_counter() - start, detail if ok else f"exit code {result.returncode}"))
+        if not ok:
             return stages
     start = time.perf_counter()
     try:
@@ -110,10 +215,3 @@ def run_demo(root: Path, workdir: Path) -> list[Stage]:
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
         stages.append(Stage("serve", False, time.perf_counter() - start, str(err)))
     return stages
-
-
-def report(stages: list[Stage]) -> str:
-    lines = ["", "stage      result  seconds  detail"]
-    for s in stages:
-        lines.append(f"{s.name:10} {'ok' if s.ok else 'FAILED':7} {s.seconds:7.1f}  {s.detail}")
-    return "\n".join(lines)

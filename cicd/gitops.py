@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +244,25 @@ class Repo:
             return merged
         finally:
             self._git("checkout", "--quiet", start)
+
+
+def throwaway_clone(source: Path, dest: Path, *, main: str = "main", develop: str = "develop") -> tuple[Path, Path]:
+    """A new repository holding ``source``'s files as they are now (tracked and new, not ignored),
+    with a bare ``origin`` beside it, ``main`` and ``develop`` pushed. The source is untouched."""
+    origin, work = dest / "origin.git", dest / "work"
+    git.Repo.init(origin, bare=True, initial_branch=main)
+    listed = git.Repo(source).git.ls_files("--cached", "--others", "--exclude-standard", "-z").split("\0")
+    git.Repo.init(work, initial_branch=main)
+    for rel in filter(None, listed):
+        src = source / rel
+        if src.is_file() and not src.is_symlink():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+    repo = Repo(work).repo  # with a default identity when the machine has none
+    repo.git.add("-A")
+    repo.git.commit("--quiet", "-m", "feat: the project, copied for a throwaway run")
+    repo.create_remote("origin", str(origin))
+    repo.git.push("--quiet", "origin", main)
+    repo.git.checkout("--quiet", "-b", develop)
+    repo.git.push("--quiet", "origin", develop)
+    return work, origin
