@@ -8,6 +8,7 @@ import pytest
 from cicd.config import DEFAULT_PATH, load_config
 from cicd.errors import ConfigError
 
+
 def _normalised_ports(text: str) -> str:
     """The shipped spec with its ports set to 18080, 18081, 18082 in order (copies may use others)."""
     ports = iter(range(18080, 18090))
