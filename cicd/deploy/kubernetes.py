@@ -3,8 +3,8 @@
 It renders a Deployment and a Service (image by digest, readiness and liveness probes,
 resources, rolling-update settings), applies them with ``kubectl`` to the configured context,
 waits for the rollout and undoes it on failure. No cluster can be had where this template is
-tested: the rendered manifests are validated offline (``kubernetes-validate`` and
-``kubectl create --dry-run=client``); applying to a live cluster is untested.
+tested: the rendered manifests are validated offline with ``kubernetes-validate`` (strict, two
+Kubernetes versions); applying, the rollout wait and the undo against a live cluster are untested.
 
 Settings (``environments.<name>.settings``): ``context``, ``namespace``, ``replicas``,
 ``resources`` (requests/limits), ``service_type``, ``service_port``, ``env`` (extra variables).

@@ -1,8 +1,9 @@
 """The kubernetes target's manifests, validated offline against the Kubernetes schemas.
 
-No cluster is available where this template is tested: rendering and schema validity are
-checked here (and by ``kubectl create --dry-run=client`` in the integration suite); applying to
-a live cluster is not.
+No cluster is available where this template is tested: rendering and schema validity (strict,
+against the official schemas of two Kubernetes versions) are checked here. ``kubectl create -f
+--dry-run=client`` cannot help: it still asks a server for API discovery. Applying to a live
+cluster, the rollout wait and the undo are not tested.
 """
 
 from __future__ import annotations
