@@ -5,6 +5,7 @@ Real engine, real registry, real git with a bare origin, real HTTP to the deploy
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from cicd.config import load_config
 from cicd.deploy.docker_target import DockerTarget
 from cicd.http import request_json
 from cicd.images import Engine
-from tests.integration.conftest import cicd, free_port, git, make_project
+from tests.integration.conftest import cicd, free_port, git, make_project, start_registry
 
 
 def _pipeline_with_ports(work: Path) -> dict[str, int]:
@@ -31,13 +32,24 @@ def _pipeline_with_ports(work: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def flow(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, registry: Any) -> Any:
+def flow(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Any:
+    registry = start_registry(tmp_path_factory.mktemp("envs-registry"))  # its own: a test stops it
     work, origin = make_project(tmp_path_factory.mktemp("envs"))
     ports = _pipeline_with_ports(work)
     git(work, "push", "--quiet", "origin", "develop")
     env = {"TRAINYARD_BASE_IMAGE": base_image, "TRAINYARD_REGISTRY": registry.address}
-    state: dict[str, Any] = {"work": work, "origin": origin, "env": env, "ports": ports, "engine": engine}
+    state: dict[str, Any] = {
+        "work": work,
+        "origin": origin,
+        "env": env,
+        "ports": ports,
+        "engine": engine,
+        "registry": registry,
+    }
     yield state
+    if registry.process.poll() is None:
+        registry.process.terminate()
+        registry.process.wait(timeout=10)
     config = load_config(work / "cicd/pipeline.yaml", env={})
     for env_config in config.environments.values():  # leave no service running behind the test
         DockerTarget(config, env_config, engine).stop()
@@ -162,3 +174,26 @@ def test_rollback_redeploys_the_previous_digest(flow: dict[str, Any]) -> None:
     engine: Engine = flow["engine"]
     labels = {"io.trainyard.environment": "production", "io.trainyard.port": str(flow["ports"]["production"])}
     assert len(engine.containers(labels)) == 1  # the retired ones are gone: no strays
+
+
+def test_a_port_taken_by_another_program_is_refused(flow: dict[str, Any]) -> None:
+    work, env, port = flow["work"], flow["env"], flow["ports"]["integration"]
+    git(work, "checkout", "--quiet", "develop")
+    try:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            result = cicd(work, "deploy", "integration", env=env, check=False)
+    finally:
+        git(work, "checkout", "--quiet", "main")
+    assert result.returncode == 2
+    assert f"port {port} of environment integration is taken by another program" in result.stderr
+
+
+def test_a_registry_that_is_down_leaves_the_environment_serving(flow: dict[str, Any]) -> None:
+    work, env = flow["work"], flow["env"]
+    flow["registry"].process.terminate()
+    flow["registry"].process.wait(timeout=10)
+    result = cicd(work, "deploy", "staging", env=env, check=False)
+    assert result.returncode == 2 and "cannot pull" in result.stderr, result.stderr
+    assert _metadata(flow["ports"]["staging"])["image_digest"] == flow["second_digest"]
