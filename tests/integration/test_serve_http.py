@@ -116,3 +116,17 @@ def test_serve_refuses_a_missing_bundle_before_binding(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no model bundle" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_local_demo_runs_the_sample_cli_end_to_end(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cicd", "demo", "--local", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for stage in ("train", "evaluate", "predict", "serve"):
+        assert any(line.startswith(stage) and " ok " in line for line in result.stdout.splitlines()), stage
+    assert (tmp_path / "evaluation" / "evaluation.png").is_file()
