@@ -10,8 +10,9 @@ from __future__ import annotations
 import getpass
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cicd.config import Environment
 from cicd.deploy import Live, get_target
@@ -20,6 +21,8 @@ from cicd.errors import DeployError, PromotionError, PushError, TestsFailedError
 from cicd.flow import Context, current_release
 from cicd.http import request_json
 from cicd.records import ReleaseRecord
+
+T = TypeVar("T")
 
 
 def _who(ctx: Context) -> str:
@@ -31,26 +34,38 @@ def env_tag(ctx: Context, env: Environment) -> str | None:
     return {"staging": tags.staging, "production": tags.production}.get(env.name)
 
 
-def deploy_records(ctx: Context) -> list[DeployRecord]:
+def _tag_records(ctx: Context, prefix: str, parse: Callable[[str, str], T | None]) -> list[T]:
     out = []
     for name in ctx.repo.tags():
-        if name.startswith("deploy/"):
+        if name.startswith(prefix):
             info = ctx.repo.tag(name)
-            record = DeployRecord.from_message(name, info.message) if info else None
+            record = parse(name, info.message) if info else None
             if record is not None:
                 out.append(record)
     return out
+
+
+def deploy_records(ctx: Context) -> list[DeployRecord]:
+    return _tag_records(ctx, "deploy/", DeployRecord.from_message)
 
 
 def acceptance_records(ctx: Context) -> list[AcceptanceRecord]:
-    out = []
-    for name in ctx.repo.tags():
-        if name.startswith("accepted/"):
-            info = ctx.repo.tag(name)
-            record = AcceptanceRecord.from_message(name, info.message) if info else None
-            if record is not None:
-                out.append(record)
-    return out
+    return _tag_records(ctx, "accepted/", AcceptanceRecord.from_message)
+
+
+def _as_release(record: DeployRecord) -> ReleaseRecord:
+    """What a recorded deployment ran, as a release to deploy again (promotion, rollback)."""
+    return ReleaseRecord(
+        version=record.version,
+        pep440="",
+        commit=record.commit,
+        tree="",
+        branch="",
+        image=record.image,
+        reference=record.reference,
+        digest=record.digest,
+        created=record.time,
+    )
 
 
 def _local_image(ctx: Context, reference: str, image: str) -> str:
@@ -229,17 +244,7 @@ def promote(ctx: Context, name: str) -> DeployRecord | None:
     if production is not None and production.commit == staging.commit and live and live.digest == record.digest:
         print(f"{name} already runs {record.version} ({record.digest}) from {staging.commit[:12]}: nothing to do")
         return None
-    release = ReleaseRecord(
-        version=record.version,
-        pep440="",
-        commit=record.commit,
-        tree="",
-        branch="",
-        image=record.image,
-        reference=record.reference,
-        digest=record.digest,
-        created=record.time,
-    )
+    release = _as_release(record)
     promoted = deploy(ctx, name, release=release, kind="promote", check_branch=False, commit=staging.commit)
     if not _smoke(env):
         print(f"smoke check of {name} failed: rolling back", flush=True)
@@ -263,17 +268,7 @@ def rollback(ctx: Context, name: str) -> DeployRecord:
     target_record = previous_distinct(records)
     if target_record is None:
         raise DeployError(f"{name} has no earlier deployment with a different digest to roll back to")
-    release = ReleaseRecord(
-        version=target_record.version,
-        pep440="",
-        commit=target_record.commit,
-        tree="",
-        branch="",
-        image=target_record.image,
-        reference=target_record.reference,
-        digest=target_record.digest,
-        created=target_record.time,
-    )
+    release = _as_release(target_record)
     return deploy(ctx, env.name, release=release, kind="rollback", check_branch=False, commit=target_record.commit)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from sample_ml.features.build_feature_one import make_feature_one
 from sample_ml.features.build_features_two import make_features_two
+from sample_ml.models.ensemble.random_forests.no_features import forest
 
 
 def build(
@@ -15,16 +15,5 @@ def build(
     features = FeatureUnion([("one", make_feature_one()), ("two", make_features_two())])
     features.set_output(transform="pandas")
     return Pipeline(
-        [
-            ("features", features),
-            (
-                "model",
-                RandomForestRegressor(
-                    n_estimators=n_estimators,
-                    max_depth=max_depth,
-                    min_samples_leaf=min_samples_leaf,
-                    random_state=random_state,
-                ),
-            ),
-        ]
+        [("features", features), ("model", forest(n_estimators, max_depth, min_samples_leaf, random_state))]
     )
