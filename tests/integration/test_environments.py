@@ -75,10 +75,18 @@ def test_the_whole_flow(flow: dict[str, Any]) -> None:
     cicd(work, "merge", env=env)
     git(work, "checkout", "--quiet", "main")
     git(work, "pull", "--quiet", "origin", "main")
+    no_staging = cicd(work, "promote", "production", env=env, check=False)
+    assert no_staging.returncode == 2 and "there is no Staging tag" in no_staging.stderr
     deployed = cicd(work, "deploy", "staging", env=env)
     assert "staging now runs 0.1.0-rc.1" in deployed.stdout
     assert "Step 1/" not in deployed.stdout  # nothing was built
     assert _metadata(ports["staging"])["image_digest"] == tested_digest
+    not_accepted = cicd(work, "promote", "production", env=env, check=False)
+    assert not_accepted.returncode == 2 and "has not run" in not_accepted.stderr
+    failed = cicd(work, "acceptance", "staging", "--", "-k", "no_such_test", env=env, check=False)
+    assert failed.returncode == 1  # pytest collected nothing: that is not a pass, and it is recorded
+    refused = cicd(work, "promote", "production", env=env, check=False)
+    assert refused.returncode == 2 and "acceptance of 0.1.0-rc.1 on staging failed" in refused.stderr
     cicd(work, "acceptance", "staging", env=env)
     promoted = cicd(work, "promote", "production", env=env)
     assert "Step 1/" not in promoted.stdout and "production now runs 0.1.0-rc.1" in promoted.stdout
