@@ -116,3 +116,10 @@ def rollback(session: nox.Session) -> None:
 def status(session: nox.Session) -> None:
     """For each environment: tagged commit, version, digest, what runs and whether it is healthy."""
     _cicd(session, "status")
+
+
+@nox.session(default=False)
+def ci(session: nox.Session) -> None:
+    """Run the flow's row for this branch and event (CI variables, or ``-- --branch B --event E``);
+    ``-- --plan`` prints it."""
+    _cicd(session, "ci", "-r", DEV)

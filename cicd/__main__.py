@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cicd.errors import CICDError
 
@@ -52,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("environment")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     sub.add_parser("status", help="for each environment: commit, version, digest and live health")
+    p = sub.add_parser("ci", help="run the sessions of the flow's row for this branch and event")
+    p.add_argument("--plan", action="store_true", help="print the sessions without running them")
+    p.add_argument("--branch", dest="ci_branch", help="the branch (default: the CI's variables, then git)")
+    p.add_argument(
+        "--event",
+        choices=["push", "pull_request", "manual", "schedule"],
+        help="default: from the CI's variables, else push",
+    )
     return parser
 
 
@@ -110,10 +119,39 @@ def _dispatch(args: argparse.Namespace) -> int:
             environments.acceptance(ctx, args.environment, _strip(args.pytest_args))
         else:
             print(environments.format_status(environments.status(ctx)))
+    elif args.command == "ci":
+        return _ci(ctx, args)
     elif args.command == "merge":
         flow.merge(ctx, args.source)
     elif args.command == "integration":
         flow.integration(ctx, _strip(args.pytest_args))
+    return 0
+
+
+def _ci(ctx: Any, args: argparse.Namespace) -> int:
+    import subprocess
+
+    from cicd.gitops import event_from_env
+    from cicd.plan import plan
+
+    branch = args.ci_branch or ctx.branch()
+    event = args.event or event_from_env(ctx.env) or "push"
+    row, steps = plan(ctx.config.flow, ctx.config.branches, branch, event)
+    print(f"branch {branch!r}, event {event}: row {row!r}")
+    if not steps:
+        print(f"nothing to run: flow.{row} in {ctx.config.path} lists no sessions")
+        return 0
+    for step in steps:
+        print(f"  {step.command()}")
+    if args.plan:
+        return 0
+    for step in steps:
+        print(f"\n=== {step.command()}", flush=True)
+        cmd = [sys.executable, "-m", "cicd", "--root", str(ctx.root), "--branch", branch, step.session, *step.args]
+        code = subprocess.run(cmd, check=False).returncode
+        if code != 0:
+            print(f"error: {step.command()} failed (exit {code}); the rest of the row did not run", file=sys.stderr)
+            return code
     return 0
 
 

@@ -115,6 +115,7 @@ class PipelineConfig:
     release: ReleaseSettings
     test_timeout: int
     environments: Mapping[str, Environment]
+    flow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def environment(self, name: str) -> Environment:
         try:
@@ -187,6 +188,7 @@ _TOP = {
     "release",
     "tests",
     "environments",
+    "flow",
 }
 _ENV_KEYS = {"branch", "target", "port", "health_path", "health_timeout", "settings"}
 TARGETS = ("docker", "kubernetes")
@@ -300,4 +302,19 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         release=release,
         test_timeout=r.integer("tests.timeout", 1800, 10, 86400),
         environments=environments,
+        flow=_flow(r),
     )
+
+
+def _flow(r: _Reader) -> dict[str, tuple[str, ...]]:
+    from cicd.plan import ROWS, parse_steps
+
+    raw = r.section("flow", required=False)
+    r.unknown_keys("flow", raw, set(ROWS))
+    out: dict[str, tuple[str, ...]] = {}
+    for row, items in raw.items():
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise r.fail(f"flow.{row}", f"must be a list of sessions, got {items!r}")
+        parse_steps(f"{row}", items)  # validates the syntax now, with the key in the message
+        out[row] = tuple(items)
+    return out

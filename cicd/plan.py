@@ -1,0 +1,56 @@
+"""Which sessions a CI run executes: the row of the flow for a branch and an event (pure).
+
+Rules: a pull request always gets the feature checks (its source branch is not yet merged);
+a push to develop gets the develop row, a push to master/main the release row; a manual run
+on master/main is a promotion; a scheduled run retrains; a branch that matches no rule gets the
+feature checks, never a deploy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cicd.config import Branches
+from cicd.errors import ConfigError
+
+ROWS = ("feature", "develop", "release", "promote", "retrain")
+EVENTS = ("push", "pull_request", "manual", "schedule")
+
+
+@dataclass(frozen=True)
+class Step:
+    session: str
+    args: tuple[str, ...] = ()
+
+    def command(self) -> str:
+        return f"nox -s {self.session}" + (f" -- {' '.join(self.args)}" if self.args else "")
+
+
+def parse_steps(row: str, raw: Sequence[str]) -> list[Step]:
+    steps = []
+    for item in raw:
+        name, _, rest = item.partition(" -- ")
+        if not name.strip() or " " in name.strip():
+            raise ConfigError(f"flow.{row}: {item!r} is not 'session' or 'session -- args'")
+        steps.append(Step(name.strip(), tuple(rest.split())))
+    return steps
+
+
+def row_for(branches: Branches, branch: str, event: str) -> str:
+    if event not in EVENTS:
+        raise ConfigError(f"unknown event {event!r}; one of {', '.join(EVENTS)}")
+    kind = branches.kind(branch)
+    if event == "schedule":
+        return "retrain"
+    if event == "pull_request" or kind == "feature":
+        return "feature"
+    if kind == "develop":
+        return "develop"
+    return "promote" if event == "manual" else "release"
+
+
+def plan(flow: Mapping[str, Sequence[str]], branches: Branches, branch: str, event: str) -> tuple[str, list[Step]]:
+    """The row and its steps for ``branch`` and ``event``."""
+    row = row_for(branches, branch, event)
+    return row, parse_steps(row, flow.get(row, ()))

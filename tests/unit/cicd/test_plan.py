@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from cicd.config import DEFAULT_PATH, load_config
+from cicd.errors import ConfigError
+from cicd.plan import parse_steps, plan
+
+CFG = load_config(DEFAULT_PATH, env={})
+
+
+@pytest.mark.parametrize(
+    ("branch", "event", "row", "commands"),
+    [
+        ("feature/x", "push", "feature", ["nox -s build", "nox -s unit", "nox -s lint"]),
+        ("feature/x", "pull_request", "feature", ["nox -s build", "nox -s unit", "nox -s lint"]),
+        ("develop", "pull_request", "feature", ["nox -s build", "nox -s unit", "nox -s lint"]),
+        ("bugfix/odd-name", "push", "feature", ["nox -s build", "nox -s unit", "nox -s lint"]),
+        ("develop", "push", "develop", ["nox -s release", "nox -s integration"]),
+        ("master", "push", "release", ["nox -s deploy -- staging", "nox -s acceptance -- staging"]),
+        ("main", "push", "release", ["nox -s deploy -- staging", "nox -s acceptance -- staging"]),
+        ("main", "manual", "promote", ["nox -s promote -- production"]),
+        ("feature/x", "manual", "feature", ["nox -s build", "nox -s unit", "nox -s lint"]),
+    ],
+)
+def test_rows(branch: str, event: str, row: str, commands: list[str]) -> None:
+    got_row, steps = plan(CFG.flow, CFG.branches, branch, event)
+    assert got_row == row
+    assert [s.command() for s in steps] == commands
+
+
+def test_an_unknown_branch_never_deploys() -> None:
+    for event in ("push", "manual", "pull_request"):
+        _, steps = plan(CFG.flow, CFG.branches, "anything-else", event)
+        assert {s.session for s in steps}.isdisjoint({"deploy", "promote", "release"})
+
+
+def test_unknown_event() -> None:
+    with pytest.raises(ConfigError, match="unknown event 'tag'"):
+        plan(CFG.flow, CFG.branches, "main", "tag")
+
+
+@pytest.mark.parametrize("item", ["", "two words", " -- staging"])
+def test_bad_steps(item: str) -> None:
+    with pytest.raises(ConfigError, match="is not 'session' or 'session -- args'"):
+        parse_steps("feature", [item])
