@@ -1,9 +1,10 @@
 """Run every linter, inside the build image, and fail if any failed or could not run.
 
 ``python -m cicd.lint_tools REPORT_DIR``: ruff (lint + format check), mypy, bandit, hadolint on
-both Dockerfiles, yamllint on the YAML files. Each tool's output is printed and saved to
-``REPORT_DIR/<tool>.txt``. A tool that is missing counts as a failure: a check that did not run
-never counts as passed.
+both Dockerfiles, yamllint on the YAML files, the GitHub and Azure schemas (check-jsonschema,
+offline), actionlint, and the check that the CI files call exactly the flow's sessions. Each
+tool's output is printed and saved to ``REPORT_DIR/<tool>.txt``. A tool that is missing counts as
+a failure: a check that did not run never counts as passed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ CHECKS: list[tuple[str, list[str]]] = [
     ("bandit", ["bandit", "-q", "-r", "src/sample_ml", "cicd", "-ll"]),
     ("hadolint", ["hadolint", "--failure-threshold", "warning", *DOCKERFILES]),
     ("yamllint", ["yamllint", "--strict", "-d", YAMLLINT_CONFIG, *YAML]),
+    (
+        "github-schema",
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", ".github/workflows/pipeline.yml"],
+    ),
+    (
+        "azure-schema",
+        [
+            "check-jsonschema",
+            "--builtin-schema",
+            "vendor.azure-pipelines",
+            "--regex-variant",
+            "nonunicode",
+            "azure-pipelines.yml",
+        ],
+    ),
+    ("actionlint", ["actionlint", "-no-color", ".github/workflows/pipeline.yml"]),
+    ("ci-files", ["python", "-m", "cicd.ci_files"]),
 ]
 
 
@@ -43,7 +61,7 @@ def main(report_dir: str) -> int:
         results.append((name, "passed" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"))
     print("\nlint summary:")
     for name, outcome in results:
-        print(f"  {name:12} {outcome}")
+        print(f"  {name:14} {outcome}")
     return 0 if all(outcome == "passed" for _, outcome in results) else 1
 
 
