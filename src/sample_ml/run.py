@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
+    p = sub.add_parser("drift", parents=[common], help="compare new data with the model's training data")
+    _data_args(p, "new data")
+    p.add_argument("--model-dir", default="artifacts/model", help="bundle directory (default: %(default)s)")
+    p.add_argument("--output", default="artifacts/drift", help="report directory (default: %(default)s)")
+
     sub.add_parser("models", help="list the registered models and their hyperparameters")
 
     p = sub.add_parser("compare", parents=[common], help="fit every model on the same split and rank them")
@@ -145,6 +150,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sample_ml.pipelines.predict import predict
 
         predict(args.model_dir, settings.data, args.output)
+        return 0
+    if args.command == "drift":
+        from sample_ml.monitoring.report import check_drift
+
+        drift = check_drift(args.model_dir, settings.data, args.output)
+        drifted = ", ".join(drift.drifted_features) or "none"
+        print(f"{'DRIFT' if drift.drifted else 'no drift'}: drifted features {drifted}; report in {args.output}")
         return 0
     if args.command == "compare":
         from sample_ml.pipelines.evaluate import compare

@@ -29,6 +29,7 @@ from sample_ml.schema import CATEGORICAL, Schema
 FORMAT = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+REFERENCE_FILE = "reference.json"  # the training features: the reference for drift checks
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,32 @@ def runtime_info() -> dict[str, str]:
     }
 
 
-def save_bundle(target: Path, pipeline: Pipeline, metadata: dict[str, Any]) -> Path:
+def save_bundle(
+    target: Path, pipeline: Pipeline, metadata: dict[str, Any], reference: pd.DataFrame | None = None
+) -> Path:
     target = Path(target)
     with atomic_dir(target) as tmp:
         joblib.dump(pipeline, tmp / MODEL_FILE)
         meta = {"format": FORMAT, **metadata}
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        if reference is not None:
+            columns = {str(c): reference[c].astype("float64").tolist() for c in reference.columns}
+            (tmp / REFERENCE_FILE).write_text(json.dumps(columns) + "\n")
     return target
+
+
+def load_reference(path: str | Path) -> pd.DataFrame:
+    """The training features saved with a bundle; refuses a bundle that has none."""
+    file = Path(path) / REFERENCE_FILE
+    if not file.is_file():
+        raise BundleError(
+            f"model bundle {str(path)!r} has no {REFERENCE_FILE} (the training data the drift check "
+            "compares against); retrain it with this version"
+        )
+    try:
+        return pd.DataFrame(json.loads(file.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValueError) as err:
+        raise BundleError(f"model bundle {str(path)!r} has a corrupt {REFERENCE_FILE}: {err}; retrain it") from err
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -45,5 +45,5 @@ def train(settings: Settings, output_dir: str | Path) -> Path:
         **runtime_info(),
     }
     with step(f"writing model bundle to {output_dir}"):
-        path = save_bundle(Path(output_dir), pipeline, metadata)
+        path = save_bundle(Path(output_dir), pipeline, metadata, reference=x_train)
     return path

@@ -37,7 +37,8 @@ def test_contains_no_source_tests_compilers_or_secrets(engine: Engine, release_i
         "bad+=[c for c in ('gcc','cc','g++','make','git') if shutil.which(c)];"
         "bad+=[os.path.join(r,f) for r,_,fs in os.walk('/') if not r.startswith(('/proc','/sys'))"
         " for f in fs if f.startswith('test_') and f.endswith('.py') and 'sample_ml' in r];"
-        "bad+=[os.path.join(r,f) for r,_,fs in os.walk('/opt/model') for f in fs if f.endswith(('.csv','.sqlite'))];"
+        "bad+=[os.path.join(r,f) for r,_,fs in os.walk('/opt/model') for f in fs"
+        " if f.endswith(('.csv','.sqlite')) or f == 'reference.json'];"
         "bad+=[r for r,ds,_ in os.walk('/opt') if '.git' in ds];"
         "print('BAD', bad); print('PKG', sample_ml.__file__); sys.exit(1 if bad else 0)"
     )

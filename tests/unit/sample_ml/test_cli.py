@@ -7,7 +7,7 @@ import pytest
 
 from sample_ml.run import build_parser, main
 
-COMMANDS = ["train", "evaluate", "predict", "serve", "models", "compare"]
+COMMANDS = ["train", "evaluate", "predict", "serve", "models", "compare", "drift"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

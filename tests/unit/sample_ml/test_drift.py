@@ -67,3 +67,33 @@ def test_measured_false_alarm_and_detection_rates() -> None:
     false_alarms, detections = rates(trials=100, rows=50, seed=7)
     assert false_alarms <= 0.05
     assert detections >= 0.95
+
+
+def test_drift_cli_writes_the_reports(bundle_dir, diabetes: pd.DataFrame, tmp_path, capsys) -> None:
+    import json
+
+    from sample_ml.run import main
+
+    drifted = tmp_path / "new.csv"
+    diabetes.drop(columns=["target"]).assign(bmi=lambda f: f["bmi"] + 2 * f["bmi"].std()).to_csv(drifted, index=False)
+    out = tmp_path / "report"
+    assert main(["drift", "--model-dir", str(bundle_dir), "--source", str(drifted), "--output", str(out)]) == 0
+    assert "DRIFT: drifted features bmi" in capsys.readouterr().out
+    assert json.loads((out / "drift.json").read_text())["drifted"] is True
+    assert "| bmi | kolmogorov-smirnov |" in (out / "drift.md").read_text()
+    assert (out / "drift-bmi.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_bundle_without_a_reference_is_refused(bundle_dir, dummy_csv, tmp_path) -> None:
+    import shutil
+
+    from sample_ml.config import DataConfig
+    from sample_ml.errors import BundleError
+    from sample_ml.monitoring.report import check_drift
+
+    copy = tmp_path / "old-bundle"
+    shutil.copytree(bundle_dir, copy)
+    (copy / "reference.json").unlink()
+    with pytest.raises(BundleError, match=r"has no reference\.json"):
+        check_drift(copy, DataConfig("csv", {"path": str(dummy_csv)}), tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written
