@@ -60,7 +60,7 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(requires=["build"], tags=["feature"])
 def lint(session: nox.Session) -> None:
-    """ruff, mypy, bandit, hadolint and yamllint inside the build image; reports in artifacts/reports/lint."""
+    """Linters and CI-file checks inside the build image; reports in artifacts/reports/lint."""
     _cicd(session, "lint")
 
 

@@ -216,7 +216,7 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
 
 
 def lint(ctx: Context) -> dict[str, Any]:
-    """ruff, mypy, bandit, hadolint and yamllint inside the build image (its pinned versions)."""
+    """Every linter of :mod:`cicd.lint_tools` inside the build image, so its pinned versions are used."""
     image = _build_image_ref(ctx)
     reports = ctx.artifacts / "reports" / "lint"
     shutil.rmtree(reports, ignore_errors=True)
