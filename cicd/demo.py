@@ -17,7 +17,6 @@ import csv
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cicd.http import request_json, wait_healthy
+from cicd.http import free_port, request_json, wait_healthy
 
 
 @dataclass
@@ -34,12 +33,6 @@ class Stage:
     ok: bool
     seconds: float
     detail: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def report(stages: list[Stage]) -> str:
@@ -96,7 +89,7 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     spec = work / "cicd" / "pipeline.yaml"
     text = spec.read_text()
     for default in (18080, 18081, 18082):
-        text = text.replace(f"port: {default}", f"port: {_free_port()}")
+        text = text.replace(f"port: {default}", f"port: {free_port()}")
     spec.write_text(text)
     _git(work, "commit", "--quiet", "-am", "chore: free ports for this throwaway run")
     _git(work, "push", "--quiet", "origin", "develop")
@@ -155,7 +148,7 @@ def _records(data: Path, n: int) -> list[dict[str, float | int]]:
 
 
 def _serve_check(root: Path, model: Path, data: Path, log: Path) -> str:
-    port = _free_port()
+    port = free_port()
     with log.open("w") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(model), "--port", str(port)],

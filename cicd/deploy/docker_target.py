@@ -22,7 +22,7 @@ from pathlib import Path
 from cicd.config import Environment, PipelineConfig
 from cicd.deploy.base import Live
 from cicd.errors import ContainerError, DeployLockedError, HealthCheckError, PortInUseError
-from cicd.http import wait_healthy
+from cicd.http import free_port, wait_healthy
 from cicd.images import Engine
 
 LABEL = "io.trainyard"
@@ -37,12 +37,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

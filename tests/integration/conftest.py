@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import Any
 import pytest
 
 from cicd.errors import EngineUnavailableError
+from cicd.gitops import throwaway_clone
+from cicd.http import free_port
 from cicd.images import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +34,6 @@ def missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} (CI=true: a test that cannot run fails)")
     pytest.skip(what)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -121,28 +116,7 @@ def git(cwd: Path, *args: str) -> str:
 
 def make_project(tmp: Path) -> tuple[Path, Path]:
     """A clone of this project (tracked and new files as they are now) with a bare ``origin``."""
-    origin, work = tmp / "origin.git", tmp / "work"
-    git(tmp, "init", "--quiet", "--bare", "--initial-branch=main", str(origin))
-    git(tmp, "init", "--quiet", "--initial-branch=main", str(work))
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, work / rel)
-    git(work, "add", "-A")
-    git(work, "commit", "--quiet", "-m", "feat: the sample project")
-    git(work, "remote", "add", "origin", str(origin))
-    git(work, "push", "--quiet", "origin", "main")
-    git(work, "checkout", "--quiet", "-b", "develop")
-    git(work, "push", "--quiet", "origin", "develop")
-    return work, origin
+    return throwaway_clone(ROOT, tmp)
 
 
 def cicd(

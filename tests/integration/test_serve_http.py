@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _request(url: str, body: object | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - fixed http://127.0.0.1 URL
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+from cicd.http import free_port, request_json, wait_healthy
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +36,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, dummy_csv: Path) -> Path:
 
 @pytest.fixture
 def server(bundle: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -63,17 +44,9 @@ def server(bundle: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if _request(f"{base}/health")[0] == 200:
-                break
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"service did not become healthy:\n{proc.communicate()[0]}")
-        time.sleep(0.1)
+    if not wait_healthy(f"{base}/health", timeout=30, is_alive=lambda: proc.poll() is None):
+        proc.kill()
+        pytest.fail(f"service did not become healthy:\n{proc.communicate()[0]}")
     yield base, proc
     if proc.poll() is None:
         proc.kill()
@@ -82,7 +55,7 @@ def server(bundle: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
 
 def test_real_http_round_trip_and_clean_sigterm(server: tuple[str, subprocess.Popen[str]]) -> None:
     base, proc = server
-    status, meta = _request(f"{base}/metadata")
+    status, meta = request_json(f"{base}/metadata")
     assert status == 200 and meta["model_name"] == "olsr"
     record = {
         "age": 59.0,
@@ -96,10 +69,10 @@ def test_real_http_round_trip_and_clean_sigterm(server: tuple[str, subprocess.Po
         "s5": 4.8598,
         "s6": 87.0,
     }
-    status, body = _request(f"{base}/predict", {"records": [record, record]})
+    status, body = request_json(f"{base}/predict", {"records": [record, record]})
     assert status == 200 and len(body["predictions"]) == 2
     assert body["predictions"][0] == pytest.approx(body["predictions"][1])
-    status, body = _request(f"{base}/predict", {"records": [{**record, "bmi": "x"}]})
+    status, body = request_json(f"{base}/predict", {"records": [{**record, "bmi": "x"}]})
     assert status == 422 and body["detail"][0]["loc"][-1] == "bmi"
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=20)

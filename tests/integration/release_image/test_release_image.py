@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import csv
-import socket
 import time
 import uuid
 from pathlib import Path
 
-from cicd.http import request_json, wait_healthy
+from cicd.http import free_port, request_json, wait_healthy
 from cicd.images import Engine
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "notebooks" / "dummy_data" / "diabetes.csv"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_runs_as_non_root_with_a_healthcheck(engine: Engine, release_image: str) -> None:
@@ -69,7 +62,7 @@ def test_cli_trains_evaluates_and_predicts_inside_the_image(engine: Engine, rele
 
 
 def test_serves_real_requests_on_127_0_0_1_and_stops_cleanly(engine: Engine, release_image: str) -> None:
-    port = _free_port()
+    port = free_port()
     name = f"trainyard-test-{uuid.uuid4().hex[:8]}"
     cid = engine.start_service(
         release_image, name, {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port), "IMAGE_DIGEST": "sha256:test"}
