@@ -8,6 +8,7 @@ prerequisite.
     nox -s release integration  # develop: release image (pushed if a registry is set), its tests
     nox -s deploy -- staging && nox -s acceptance -- staging   # master/main
     nox -s promote -- production                               # manual, approved
+    nox -s retrain              # scheduled: drift check, champion/challenger, retrain/<date> branch
 """
 
 from __future__ import annotations
@@ -123,3 +124,12 @@ def ci(session: nox.Session) -> None:
     """Run the flow's row for this branch and event (CI variables, or ``-- --branch B --event E``);
     ``-- --plan`` prints it."""
     _cicd(session, "ci", "-r", DEV)
+
+
+@nox.session(default=False, tags=["retrain"])
+def retrain(session: nox.Session) -> None:
+    """Drift check on new data; if it fires (or ``-- --force``), champion/challenger, and an accepted
+    model card, data snapshot and settings committed on a new ``retrain/<date>`` branch, pushed."""
+    session.install("-r", TOOLKIT, "-r", RUNTIME)
+    session.install("--no-deps", "-e", "./src")
+    session.run("python", "-m", "cicd", "retrain", *session.posargs)

@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("environment")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     sub.add_parser("status", help="for each environment: commit, version, digest and live health")
+    p = sub.add_parser("retrain", help="drift check and champion/challenger; an accepted model goes to a new branch")
+    p.add_argument("--force", action="store_true", help="train and compare a challenger even without drift")
+    p.add_argument("--model-dir", type=Path, help="the champion's bundle (default: trained from this commit)")
+    p.add_argument("--date", help=argparse.SUPPRESS)  # fixes {date} in the branch name (tests)
+    data = p.add_argument_group("new data (default: the retrain section of the model settings)")
+    data.add_argument("--loader", help="csv or sql")
+    data.add_argument("--source", help="CSV path or SQLAlchemy URL")
+    data.add_argument("--table", help="table for the sql loader")
     p = sub.add_parser("ci", help="run the sessions of the flow's row for this branch and event")
     p.add_argument("--plan", action="store_true", help="print the sessions without running them")
     p.add_argument("--branch", dest="ci_branch", help="the branch (default: the CI's variables, then git)")
@@ -106,6 +114,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "release":
         record = flow.release(ctx)
         print(json.dumps({"version": record.version, "reference": record.reference, "tag": record.tag}))
+    elif args.command == "retrain":
+        from cicd.retrain import retrain
+
+        if args.source and Path(args.source).exists():  # the retrain step runs in the repository root
+            args.source = str(Path(args.source).resolve())
+        data_args = [f"--{k}={getattr(args, k)}" for k in ("loader", "source", "table") if getattr(args, k)]
+        result = retrain(ctx, force=args.force, data_args=data_args, champion=args.model_dir, date=args.date)
+        print(json.dumps(result))
     elif args.command in ("deploy", "promote", "rollback", "acceptance", "status"):
         from cicd import environments
 

@@ -87,6 +87,18 @@ class ReleaseSettings:
 
 
 @dataclass(frozen=True)
+class RetrainSettings:
+    """Where retraining reads the model's settings and which branch an accepted challenger goes to."""
+
+    settings: str = "model/settings.yaml"  # relative to the repository root
+    branch: str = "retrain/{date}"
+    timeout: int = 900
+
+    def branch_name(self, date: str) -> str:
+        return self.branch.format(date=date)
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     branches: tuple[str, ...]
@@ -114,6 +126,7 @@ class PipelineConfig:
     tags: Tags
     release: ReleaseSettings
     test_timeout: int
+    retrain: RetrainSettings
     environments: Mapping[str, Environment]
     flow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -187,6 +200,7 @@ _TOP = {
     "tags",
     "release",
     "tests",
+    "retrain",
     "environments",
     "flow",
 }
@@ -261,6 +275,18 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if not release.prerelease.isalpha():
         raise r.fail("release.prerelease", f"must be letters only (e.g. rc), got {release.prerelease!r}")
 
+    ret = r.section("retrain", required=False)
+    r.unknown_keys("retrain", ret, {"settings", "branch", "timeout"})
+    retrain = RetrainSettings(
+        settings=r.string("retrain.settings", False, "model/settings.yaml"),
+        branch=r.string("retrain.branch", False, "retrain/{date}"),
+        timeout=r.integer("retrain.timeout", 900, 10, 86400),
+    )
+    if "{date}" not in retrain.branch or retrain.branch.startswith("/") or " " in retrain.branch:
+        raise r.fail("retrain.branch", f"must be a branch name containing '{{date}}', got {retrain.branch!r}")
+    if Path(retrain.settings).is_absolute() or ".." in Path(retrain.settings).parts:
+        raise r.fail("retrain.settings", f"must be a path inside the repository, got {retrain.settings!r}")
+
     environments: dict[str, Environment] = {}
     for name, spec in r.section("environments", required=False).items():
         key = f"environments.{name}"
@@ -301,6 +327,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         tags=tags,
         release=release,
         test_timeout=r.integer("tests.timeout", 1800, 10, 86400),
+        retrain=retrain,
         environments=environments,
         flow=_flow(r),
     )

@@ -131,3 +131,7 @@ class DeployLockedError(DeployError):
 
 class PromotionError(DeployError):
     pass
+
+
+class RetrainError(CICDError):
+    """The project's retrain command refused its input or failed, or its branch could not be pushed."""

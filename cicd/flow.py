@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -246,6 +247,24 @@ def _release_files(ctx: Context, wheelhouse: Path, wheel: Path, model: Path) -> 
     return [f for f in files if not any(fnmatch(part, pat) for part in f.arcname.split("/") for pat in patterns)]
 
 
+def _check_model_card(card_file: Path, metadata_file: Path) -> None:
+    """A committed model card (written by retraining) must describe the model just trained: same data."""
+    if not card_file.is_file():
+        return
+    try:
+        expected = json.loads(card_file.read_text(encoding="utf-8"))["data"]["fingerprint"]
+        trained = json.loads(metadata_file.read_text(encoding="utf-8"))["data"]["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise GateError(f"cannot compare {card_file} with the trained model ({err}); nothing was released") from err
+    if expected != trained:
+        raise GateError(
+            f"the model was trained on data {trained[:19]}…, but the model card {card_file} describes "
+            f"{expected[:19]}…; the card and the data snapshot must change together (rerun `nox -s retrain`). "
+            "Nothing was released."
+        )
+    print(f"model card {card_file.name} matches the trained model's data ({trained[:19]}…)")
+
+
 def release(ctx: Context) -> ReleaseRecord:
     """Train and gate the model in the build image, build the release image, push it, record it in git."""
     cfg, engine, repo = ctx.config, ctx.engine, ctx.repo
@@ -257,9 +276,12 @@ def release(ctx: Context) -> ReleaseRecord:
     image = _build_image_ref(ctx)
     out = ctx.artifacts / "release"
     shutil.rmtree(out, ignore_errors=True)
+    settings = cfg.retrain.settings  # the model's committed settings (data, model, split, gate)
+    config_arg = f" --config {shlex.quote(settings)}" if (ctx.root / settings).is_file() else ""
+    cli = f"python -m {cfg.import_name}.run"
     train = (
-        f"python -m sample_ml.run train --output {IN_OUT}/model"
-        f" && python -m sample_ml.run evaluate --model-dir {IN_OUT}/model --output {IN_OUT}/evaluation"
+        f"{cli} train{config_arg} --output {IN_OUT}/model"
+        f" && {cli} evaluate{config_arg} --model-dir {IN_OUT}/model --output {IN_OUT}/evaluation"
     )
     result = engine.run(
         image,
@@ -274,6 +296,7 @@ def release(ctx: Context) -> ReleaseRecord:
             f"nothing was released. See the log above and {out / 'evaluation'}"
         )
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    _check_model_card(ctx.root / Path(settings).parent / "card.json", out / "model" / "metadata.json")
     pep440 = versioning.to_pep440(version)
     wheel = build_wheel(ctx, pep440, out / "dist")
     runtime = ensure_wheelhouse(

@@ -222,6 +222,40 @@ class Repo:
                 continue
         return out
 
+    # --- branches ------------------------------------------------------------------------------
+    def branch_exists(self, name: str, remote: str = "origin") -> bool:
+        """``name`` exists here or on ``remote`` (asked live, so a branch pushed elsewhere counts)."""
+        if name in self.branches():
+            return True
+        if not self.has_remote(remote):
+            return False
+        return bool(self._git("ls-remote", "--heads", remote, f"refs/heads/{name}").strip())
+
+    def commit_to_new_branch(self, branch: str, files: Mapping[str, Path], message: str, base: str = "HEAD") -> str:
+        """Commit ``files`` (repository path → source file) on a new ``branch`` from ``base``, in a
+        temporary worktree: the checkout you are on, its index and its files are never touched.
+        Returns the new commit; on any failure the branch is not created."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="trainyard-branch-") as tmp:
+            tree = Path(tmp) / "tree"
+            self._git("worktree", "add", "--quiet", "--detach", str(tree), base)
+            try:
+                work = Repo(tree).repo  # with the default identity when the machine has none
+                for rel, source in files.items():
+                    target = tree / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, target)
+                work.git.add("--", *files)
+                if not work.git.diff("--cached", "--name-only").strip():
+                    raise GitError(f"nothing to commit on {branch}: the files equal those at {base}")
+                work.git.commit("--quiet", "-m", message)
+                commit = work.head.commit.hexsha
+            finally:
+                self._git("worktree", "remove", "--force", str(tree))
+        self._git("branch", branch, commit)
+        return commit
+
     # --- merging -------------------------------------------------------------------------------
     def merge(self, source: str, target: str, *, remote: str | None = "origin", dry_run: bool = False) -> str:
         """Merge ``source`` into ``target`` (no fast-forward), push target; abort cleanly on conflict."""

@@ -1,6 +1,8 @@
-"""Project settings: where data comes from, which model, how to split and gate.
+"""Project settings: where data comes from, which model, how to split and gate, when data has
+drifted and when a retrained model replaces the current one.
 
-Loaded from YAML (``--config``) over defaults; the CLI's flags override single values.
+Loaded from YAML (``--config``, the repository's ``model/settings.yaml``) over defaults; the
+CLI's flags override single values.
 """
 
 from __future__ import annotations
@@ -41,15 +43,66 @@ class GateConfig:
     baseline_margin: float = 0.1
 
 
+CORRECTIONS = ("holm", "bonferroni", "none")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """When new data has drifted from the training data (see :mod:`sample_ml.monitoring.drift`):
+    a feature drifts when its corrected p-value is below ``alpha``; the data set drifts when the
+    share of drifted features reaches ``min_drifted_share``."""
+
+    alpha: float = 0.05
+    correction: str = "holm"
+    min_drifted_share: float = 0.1  # 0.1 of 10 features: one drifted feature is enough
+    psi_bins: int = 10
+
+    def __post_init__(self) -> None:
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        if not 0 < self.alpha < 1 or not 0 < self.min_drifted_share <= 1:
+            raise ValueError("alpha must be in (0, 1) and min_drifted_share in (0, 1]")
+        if self.psi_bins < 2:
+            raise ValueError(f"psi_bins must be at least 2, got {self.psi_bins}")
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Champion/challenger: where new data comes from (``loader`` and ``options``, as in ``data``),
+    and how much better the challenger must be: its RMSE on the shared evaluation set must be at
+    least ``margin`` (a fraction, 0.05 = 5 % lower) below the champion's, and it must pass the gate."""
+
+    margin: float = 0.05
+    loader: str = "csv"
+    options: dict[str, Any] = field(default_factory=lambda: {"path": "notebooks/dummy_data/diabetes.csv"})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin < 1:
+            raise ValueError(f"margin must be in [0, 1), got {self.margin}")
+
+    @property
+    def data(self) -> DataConfig:
+        return DataConfig(self.loader, dict(self.options))
+
+
 @dataclass(frozen=True)
 class Settings:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "split": SplitConfig, "gate": GateConfig}
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "split": SplitConfig,
+    "gate": GateConfig,
+    "drift": DriftConfig,
+    "retrain": RetrainConfig,
+}
 
 
 def _section(cls: type, raw: Any, where: str) -> Any:
@@ -71,7 +124,10 @@ def _section(cls: type, raw: Any, where: str) -> Any:
         if not isinstance(default, dict) and type(value) is not type(default):
             raise ConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
         values[key] = value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

@@ -1,4 +1,4 @@
-"""The application CLI: ``python -m sample_ml.run train|evaluate|predict|serve|models|compare``.
+"""The application CLI: ``python -m sample_ml.run train|evaluate|predict|serve|drift|retrain|models|compare``.
 
 Installed as the ``sample-ml`` console script. Every command has ``--help``. Errors the user
 can fix print one line and exit non-zero (2 for bad input, 1 for a failed evaluation gate).
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sample-ml", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="YAML settings file (sections: data, model, split, gate)")
+    common.add_argument("--config", help="YAML settings file (sections: data, model, split, gate, drift, retrain)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", parents=[common], help="fit a model and write a model bundle")
@@ -101,6 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p, "new data")
     p.add_argument("--model-dir", default="artifacts/model", help="bundle directory (default: %(default)s)")
     p.add_argument("--output", default="artifacts/drift", help="report directory (default: %(default)s)")
+
+    p = sub.add_parser(
+        "retrain",
+        parents=[common],
+        help="drift check, then champion/challenger: retrain on new data, keep the better model",
+    )
+    _data_args(p, "new data (default: the retrain section of --config)")
+    p.add_argument("--model-dir", default="artifacts/model", help="the champion's bundle (default: %(default)s)")
+    p.add_argument(
+        "--output",
+        default="artifacts/retrain",
+        help="decision, drift report, challenger and (if accepted) update/ (default: %(default)s)",
+    )
+    p.add_argument("--force", action="store_true", help="train and compare a challenger even without drift")
 
     sub.add_parser("models", help="list the registered models and their hyperparameters")
 
@@ -154,9 +168,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "drift":
         from sample_ml.monitoring.report import check_drift
 
-        drift = check_drift(args.model_dir, settings.data, args.output)
+        drift = check_drift(args.model_dir, settings.data, args.output, settings.drift)
         drifted = ", ".join(drift.drifted_features) or "none"
         print(f"{'DRIFT' if drift.drifted else 'no drift'}: drifted features {drifted}; report in {args.output}")
+        return 0
+    if args.command == "retrain":
+        from sample_ml.pipelines.retrain import retrain
+
+        new_data = settings.data if args.loader or args.source or args.table else None
+        decision = retrain(
+            args.model_dir, settings, args.output, new_data=new_data, settings_file=args.config, force=args.force
+        )
+        print(f"{decision.outcome}: {decision.message}")
+        update = f"; files to commit in {args.output}/update" if decision.accepted else ""
+        print(f"decision in {args.output}/decision.json{update}")
         return 0
     if args.command == "compare":
         from sample_ml.pipelines.evaluate import compare

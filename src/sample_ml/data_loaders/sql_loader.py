@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -26,8 +27,18 @@ class SQLDataLoader(DataLoader):
 
     name = "sql"
 
-    def __init__(self, url: str, table: str = "diabetes", schema: Schema = DIABETES) -> None:
+    def __init__(
+        self, url: str | None = None, table: str = "diabetes", schema: Schema = DIABETES, url_env: str | None = None
+    ) -> None:
+        """``url``, or ``url_env``: the name of an environment variable holding it (keeps a password
+        out of committed settings, e.g. a CI secret)."""
         super().__init__(schema)
+        if url_env:
+            url = os.environ.get(url_env)
+            if not url:
+                raise DataSourceError(f"the environment variable {url_env} (the database URL) is not set")
+        if not url:
+            raise DataSourceError("the sql loader needs a url (or url_env naming a variable that holds one)")
         if not _IDENT.match(table):
             raise DataSourceError(f"table name {table!r} is not a plain SQL identifier")
         self.url = url

@@ -22,25 +22,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sample_ml.config import DriftConfig
 from sample_ml.errors import SchemaError
 from sample_ml.schema import CATEGORICAL, Schema
 
-CORRECTIONS = ("holm", "bonferroni", "none")
 MIN_ROWS = 5
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    alpha: float = 0.05
-    correction: str = "holm"
-    min_drifted_share: float = 0.1  # 0.1 of 10 features: one drifted feature is enough
-    psi_bins: int = 10
-
-    def __post_init__(self) -> None:
-        if self.correction not in CORRECTIONS:
-            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
-        if not 0 < self.alpha < 1 or not 0 < self.min_drifted_share <= 1:
-            raise ValueError("alpha must be in (0, 1) and min_drifted_share in (0, 1]")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sample_ml.config import DriftConfig
 from sample_ml.data_loaders import CSVDataLoader
-from sample_ml.monitoring.drift import DriftConfig, detect
+from sample_ml.monitoring.drift import detect
 from sample_ml.pipelines.common import split
 from sample_ml.schema import DIABETES
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sample_ml.config import DataConfig
+from sample_ml.config import DataConfig, DriftConfig
 from sample_ml.io import write_json, write_text, write_with
-from sample_ml.monitoring.drift import DriftConfig, DriftReport, detect
+from sample_ml.monitoring.drift import DriftReport, detect
 from sample_ml.pipelines.bundle import load_bundle, load_reference
 from sample_ml.pipelines.common import make_loader, step
 
@@ -51,19 +51,23 @@ def markdown(report: DriftReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_drift(
-    bundle_dir: str | Path, data: DataConfig, output: str | Path, config: DriftConfig | None = None
-) -> DriftReport:
-    bundle = load_bundle(bundle_dir)
-    reference = load_reference(bundle_dir)
-    schema = bundle.schema
-    loader = make_loader(data, schema)
-    with step(f"loading {loader.describe()}"):
-        current = loader.load(require_target=False)
-    report = detect(reference, current, schema, config)
+def write_report(report: DriftReport, reference: pd.DataFrame, current: pd.DataFrame, output: str | Path) -> None:
+    """``drift.json``, ``drift.md`` and one plot per drifted feature in ``output``."""
     out = Path(output)
     write_json(out / "drift.json", report.to_dict())
     write_text(out / "drift.md", markdown(report))
     for name in report.drifted_features:
         _plot(name, reference[name], current[name], out / f"drift-{name}.png")
+
+
+def check_drift(
+    bundle_dir: str | Path, data: DataConfig, output: str | Path, config: DriftConfig | None = None
+) -> DriftReport:
+    bundle = load_bundle(bundle_dir)
+    reference = load_reference(bundle_dir)
+    loader = make_loader(data, bundle.schema)
+    with step(f"loading {loader.describe()}"):
+        current = loader.load(require_target=False)
+    report = detect(reference, current, bundle.schema, config)
+    write_report(report, reference, current, output)
     return report

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from sample_ml.config import Settings
 from sample_ml.models.common.registry import get_spec
 from sample_ml.pipelines.bundle import fingerprint, git_commit, runtime_info, save_bundle, summarize
@@ -13,13 +15,19 @@ from sample_ml.schema import DIABETES
 
 
 def train(settings: Settings, output_dir: str | Path) -> Path:
-    """Fit ``settings.model`` and save the bundle to ``output_dir``; return its path."""
-    spec = get_spec(settings.model.name)
-    params = spec.resolved_params(settings.model.params)
-    pipeline = spec.build(settings.model.params)  # validates hyperparameters before any I/O
+    """Fit ``settings.model`` on ``settings.data`` and save the bundle to ``output_dir``; return its path."""
+    get_spec(settings.model.name).build(settings.model.params)  # validates hyperparameters before any I/O
     loader = make_loader(settings.data)
     with step(f"loading {loader.describe()}"):
         frame = loader.load()
+    return fit_and_save(settings, frame, loader.describe(), output_dir)
+
+
+def fit_and_save(settings: Settings, frame: pd.DataFrame, source: str, output_dir: str | Path) -> Path:
+    """Fit ``settings.model`` on the training split of ``frame``; the bundle records the held-out metrics."""
+    spec = get_spec(settings.model.name)
+    params = spec.resolved_params(settings.model.params)
+    pipeline = spec.build(settings.model.params)
     train_part, test_part = split(frame, settings.split.test_size, settings.split.seed)
     x_train, y_train = DIABETES.split_xy(train_part)
     x_test, y_test = DIABETES.split_xy(test_part)
@@ -32,7 +40,7 @@ def train(settings: Settings, output_dir: str | Path) -> Path:
         "hyperparameters": params,
         "schema": DIABETES.to_dict(),
         "data": {
-            "source": loader.describe(),
+            "source": source,
             "fingerprint": fingerprint(frame),
             "rows": len(frame),
             "train_fingerprint": fingerprint(train_part),

@@ -33,7 +33,8 @@ def test_the_ci_files_call_exactly_the_planned_sessions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("branch", "event"), [("feature/x", "push"), ("develop", "push"), ("main", "push"), ("master", "manual")]
+    ("branch", "event"),
+    [("feature/x", "push"), ("develop", "push"), ("main", "push"), ("master", "manual"), ("main", "schedule")],
 )
 def test_every_branch_kind_has_a_matching_job(branch: str, event: str) -> None:
     row, steps = plan(CFG.flow, CFG.branches, branch, event)

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sample_ml.config import DriftConfig
 from sample_ml.errors import SchemaError
-from sample_ml.monitoring.drift import DriftConfig, adjust, detect, psi
+from sample_ml.monitoring.drift import adjust, detect, psi
 from sample_ml.monitoring.quality import rates
 from sample_ml.schema import DIABETES
 
