@@ -342,6 +342,9 @@ def _flow(r: _Reader) -> dict[str, tuple[str, ...]]:
     for row, items in raw.items():
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise r.fail(f"flow.{row}", f"must be a list of sessions, got {items!r}")
-        parse_steps(f"{row}", items)  # validates the syntax now, with the key in the message
+        try:
+            parse_steps(f"{row}", items)  # validates the syntax now, with the file and key in the message
+        except ConfigError as err:
+            raise ConfigError(f"{r.path}: {err}") from None
         out[row] = tuple(items)
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,32 +69,33 @@ def retrain(
     out = ctx.artifacts / "retrain"
     cli = [sys.executable, "-m", f"{cfg.import_name}.run"]
     timeout = cfg.retrain.timeout
-    if champion is None:
-        # The champion is what a release of this commit serves: the same settings, data and seed.
-        champion = ctx.artifacts / "retrain-champion"
+    with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as tmp:
+        if champion is None:
+            # The champion is what a release of this commit serves: the same settings, data and seed.
+            champion = Path(tmp) / "champion"
+            _run(
+                [*cli, "train", "--config", settings_rel, "--output", str(champion)],
+                ctx.root,
+                timeout,
+                "training the champion",
+            )
         _run(
-            [*cli, "train", "--config", settings_rel, "--output", str(champion)],
+            [
+                *cli,
+                "retrain",
+                "--config",
+                settings_rel,
+                "--model-dir",
+                str(champion),
+                "--output",
+                str(out),
+                *(["--force"] if force else []),
+                *data_args,
+            ],
             ctx.root,
             timeout,
-            "training the champion",
+            "the retrain step",
         )
-    _run(
-        [
-            *cli,
-            "retrain",
-            "--config",
-            settings_rel,
-            "--model-dir",
-            str(champion),
-            "--output",
-            str(out),
-            *(["--force"] if force else []),
-            *data_args,
-        ],
-        ctx.root,
-        timeout,
-        "the retrain step",
-    )
     try:
         decision = json.loads((out / DECISION).read_text(encoding="utf-8"))
         outcome, accepted = str(decision["outcome"]), bool(decision["accepted"])

@@ -20,6 +20,7 @@ The whole output directory is replaced atomically; every outcome ends with ``dec
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,8 @@ def retrain(
             decision = _challenge(champion, settings, frame, loader.describe(), drift, out, settings_dir, force)
             if decision.accepted:
                 _write_update(out / UPDATE_DIR, decision.details, settings, settings_file, settings_dir)
+            else:  # the staged snapshot goes; the challenger bundle stays as evidence
+                shutil.rmtree(out / UPDATE_DIR)
         write_json(out / DECISION_FILE, asdict(decision) | {"accepted": decision.accepted})
     return decision
 

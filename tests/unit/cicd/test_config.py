@@ -69,6 +69,9 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         ("  url: null ", "  url: http://x ", "registry.url: must be host\\[:port\\] without a scheme"),
         ("  staging: Staging", "  staging: Production", "staging and production must be different"),
         ("  prerelease: rc ", "  prerelease: 'r-c' ", "release.prerelease: must be letters only"),
+        ('  branch: "retrain/{date}"', '  branch: "retrain"', "retrain.branch: must be a branch name containing"),
+        ("  settings: model/settings.yaml", "  settings: ../x.yaml", "retrain.settings: must be a path inside"),
+        ("  retrain: [retrain]", "  retrain: [nox retrain]", "flow.retrain"),
     ],
 )
 def test_bad_specs_name_the_key_and_file(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -100,3 +100,23 @@ def test_build_context_is_deterministic(tmp_path: Path) -> None:
 
 def test_mask_hides_every_secret() -> None:
     assert mask("login u:canary failed for canary", ["canary", None]) == "login u:*** failed for ***"
+
+
+def test_a_model_card_must_describe_the_trained_data(tmp_path: Path) -> None:
+    import json
+
+    from cicd.errors import GateError
+    from cicd.flow import _check_model_card
+
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps({"data": {"fingerprint": "sha256:" + "a" * 64}}))
+    _check_model_card(tmp_path / "no-card.json", meta)  # no card yet: nothing to check
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"data": {"fingerprint": "sha256:" + "a" * 64}}))
+    _check_model_card(card, meta)
+    card.write_text(json.dumps({"data": {"fingerprint": "sha256:" + "b" * 64}}))
+    with pytest.raises(GateError, match="must change together"):
+        _check_model_card(card, meta)
+    card.write_text("{}")
+    with pytest.raises(GateError, match="cannot compare"):
+        _check_model_card(card, meta)

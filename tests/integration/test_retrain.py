@@ -1,0 +1,123 @@
+"""Retraining for real: a clone with a bare origin, the project's own CLI, then a release of the
+retrained model through the normal develop flow (real engine, real registry)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cicd.images import Engine
+from sample_ml.data_loaders import CSVDataLoader
+from sample_ml.monitoring.simulate import batch
+from tests.integration.conftest import Registry, cicd, git, make_project
+
+DATE = "2026-01-02"
+
+
+def refs(repo: Path) -> str:
+    return git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, dummy_csv: Path) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("retrain")
+    work, origin = make_project(tmp)
+    git(work, "checkout", "--quiet", "main")
+    frame = CSVDataLoader(dummy_csv).load()
+    data = {}
+    for name, shift, effect in (("undrifted", 0.0, 0.0), ("unlearnable", 1.0, 0.0), ("drifted", 1.0, 60.0)):
+        data[name] = tmp / f"{name}.csv"
+        new = batch(frame, 300, seed=3, shift=shift, effect=effect, shuffle_target=name == "unlearnable")
+        new.to_csv(data[name], index=False)
+    return {"work": work, "origin": origin, "data": data, "tmp": tmp}
+
+
+def _unchanged(project: dict[str, Any], before: tuple[str, str]) -> None:
+    work, origin = project["work"], project["origin"]
+    assert (refs(work), refs(origin)) == before
+    assert git(work, "status", "--porcelain") == ""
+    assert git(work, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+
+
+@pytest.mark.parametrize(("data", "outcome"), [("undrifted", "no-drift"), ("unlearnable", "rejected")])
+def test_no_drift_or_a_losing_challenger_changes_nothing(project: dict[str, Any], data: str, outcome: str) -> None:
+    before = (refs(project["work"]), refs(project["origin"]))
+    result = cicd(project["work"], "retrain", "--source", str(project["data"][data]), "--date", DATE)
+    assert json.loads(result.stdout.strip().splitlines()[-1])["outcome"] == outcome
+    assert "nothing changed in git" in result.stdout
+    _unchanged(project, before)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "missing.csv"], "does not exist"),
+        (["--source", "{bad}"], r"missing column\(s\) \['bmi'\]"),
+        (["--source", "{empty}"], "is empty"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_changes(project: dict[str, Any], args: list[str], message: str) -> None:
+    tmp = project["tmp"]
+    pd.read_csv(project["data"]["drifted"]).drop(columns=["bmi"]).to_csv(tmp / "bad.csv", index=False)
+    (tmp / "empty.csv").write_text(",".join(pd.read_csv(project["data"]["drifted"]).columns) + "\n")
+    args = [a.format(bad=tmp / "bad.csv", empty=tmp / "empty.csv") for a in args]
+    before = (refs(project["work"]), refs(project["origin"]))
+    result = cicd(project["work"], "retrain", *args, "--date", DATE, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error:" in result.stderr
+    assert re.search(message, result.stdout + result.stderr)
+    _unchanged(project, before)
+
+
+def test_a_dirty_tree_is_refused(project: dict[str, Any]) -> None:
+    work = project["work"]
+    (work / "model/settings.yaml").write_text((work / "model/settings.yaml").read_text() + "\n# local edit\n")
+    try:
+        result = cicd(work, "retrain", "--source", str(project["data"]["drifted"]), check=False)
+        assert result.returncode == 2 and "model/settings.yaml" in result.stderr
+    finally:
+        git(work, "checkout", "--", "model/settings.yaml")
+
+
+def test_drifted_data_gives_a_pushed_retrain_branch_with_a_better_model_card(project: dict[str, Any]) -> None:
+    work, origin = project["work"], project["origin"]
+    head = git(work, "rev-parse", "HEAD")
+    result = cicd(work, "retrain", "--source", str(project["data"]["drifted"]), "--date", DATE)
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["outcome"] == "accepted" and out["branch"] == f"retrain/{DATE}"
+    # Pushed to origin; the checkout is untouched.
+    assert git(origin, "rev-parse", f"refs/heads/retrain/{DATE}") == out["commit"]
+    assert git(work, "rev-parse", "HEAD") == head and git(work, "status", "--porcelain") == ""
+    assert git(work, "rev-parse", f"retrain/{DATE}^") == head
+    changed = git(work, "diff", "--name-only", head, f"retrain/{DATE}").split()
+    assert sorted(changed) == ["model/card.json", "model/card.md", "model/data/training.csv", "model/settings.yaml"]
+    assert git(work, "log", "-1", "--format=%s", f"retrain/{DATE}").startswith("feat(model): retrain on new data")
+    card = json.loads(git(work, "show", f"retrain/{DATE}:model/card.json"))
+    ev = card["evaluation"]
+    assert ev["challenger"]["rmse"] < ev["champion"]["rmse"] * 0.95
+    assert card["drift"]["drifted_features"] == ["bmi"] and card["acceptance"]["passed"]
+
+    again = cicd(work, "retrain", "--source", str(project["data"]["drifted"]), "--date", DATE)
+    assert json.loads(again.stdout.strip().splitlines()[-1])["branch"] == f"retrain/{DATE}-2"
+    project["card"] = card
+
+
+def test_the_retrained_model_is_released_through_develop_as_the_card_says(
+    project: dict[str, Any], engine: Engine, base_image: str, registry: Registry
+) -> None:
+    if "card" not in project:
+        pytest.fail("needs test_drifted_data_gives_a_pushed_retrain_branch_with_a_better_model_card to run first")
+    work = project["work"]
+    git(work, "checkout", "--quiet", "develop")
+    git(work, "merge", "--quiet", "--no-ff", "-m", "Merge retrain into develop", f"retrain/{DATE}")
+    env = {"TRAINYARD_BASE_IMAGE": base_image, "TRAINYARD_REGISTRY": registry.address}
+    result = cicd(work, "release", env=env)
+    assert "model card card.json matches the trained model's data" in result.stdout
+    record = json.loads((work / "artifacts/release.json").read_text())
+    assert record["metrics"]["model"] == pytest.approx(project["card"]["evaluation"]["challenger"])
+    assert "-rc." in record["version"] and record["branch"] == "develop"
