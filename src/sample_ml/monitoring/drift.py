@@ -27,6 +27,7 @@ from sample_ml.errors import SchemaError
 from sample_ml.schema import CATEGORICAL, Schema
 
 MIN_ROWS = 5
+LOW_POWER_ROWS = 30  # measured (module docstring): below this a 1-SD shift is missed too often
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,12 @@ class DriftReport:
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"low_power": self.low_power}
+
+    @property
+    def low_power(self) -> bool:
+        """Too few new rows for the check to catch a one-standard-deviation shift reliably."""
+        return self.current_rows < LOW_POWER_ROWS
 
     @property
     def drifted_features(self) -> list[str]:

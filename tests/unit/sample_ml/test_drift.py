@@ -83,6 +83,23 @@ def test_drift_cli_writes_the_reports(bundle_dir, diabetes: pd.DataFrame, tmp_pa
     assert json.loads((out / "drift.json").read_text())["drifted"] is True
     assert "| bmi | kolmogorov-smirnov |" in (out / "drift.md").read_text()
     assert (out / "drift-bmi.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "drift.json").read_text())["low_power"] is False
+    assert "Low power" not in (out / "drift.md").read_text()
+
+
+def test_a_small_batch_is_reported_as_low_power(bundle_dir, diabetes: pd.DataFrame, tmp_path) -> None:
+    import json
+
+    from sample_ml.run import main
+
+    diabetes.head(12).to_csv(tmp_path / "small.csv", index=False)
+    out = tmp_path / "report"
+    assert (
+        main(["drift", "--model-dir", str(bundle_dir), "--source", str(tmp_path / "small.csv"), "--output", str(out)])
+        == 0
+    )
+    assert json.loads((out / "drift.json").read_text())["low_power"] is True
+    assert "**Low power:** only 12 new rows. Below 30 rows" in (out / "drift.md").read_text()
 
 
 def test_a_bundle_without_a_reference_is_refused(bundle_dir, dummy_csv, tmp_path) -> None:
