@@ -9,6 +9,7 @@ prerequisite.
     nox -s deploy -- staging && nox -s acceptance -- staging   # master/main
     nox -s promote -- production                               # manual, approved
     nox -s retrain              # scheduled: drift check, champion/challenger, retrain/<date> branch
+    nox -s bench / nox -s drills  # figures: speed and size beside a naive baseline; failure drills
 """
 
 from __future__ import annotations
@@ -133,3 +134,23 @@ def retrain(session: nox.Session) -> None:
     session.install("-r", TOOLKIT, "-r", RUNTIME)
     session.install("--no-deps", "-e", "./src")
     session.run("python", "-m", "cicd", "retrain", *session.posargs)
+
+
+def _benchmarks(session: nox.Session, module: str) -> None:
+    session.install("-r", TOOLKIT, "-r", DEV)
+    session.install("--no-deps", "-e", "./src")
+    session.run("python", "-m", f"benchmarks.{module}", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks, ours beside a naive single-stage baseline: builds, image sizes, the feature stage,
+    the whole flow cold and warm, promotion, serving latency. Prints a table, writes JSON."""
+    _benchmarks(session, "run")
+
+
+@nox.session(default=False)
+def drills(session: nox.Session) -> None:
+    """Failure drills: kill a deploy mid-swap, drop the registry mid-push, no engine, unhealthy
+    service, taken port, five promotions at once, malformed specs, a canary password."""
+    _benchmarks(session, "drills")

@@ -130,6 +130,8 @@ class Engine:
 
     def __init__(self, timeout: int = 600) -> None:
         self.where = os.environ.get("DOCKER_HOST", "the local socket (/var/run/docker.sock)")
+        # TRAINYARD_NO_CACHE=1: build every step again (a cold build; benchmarks use it).
+        self.no_cache = os.environ.get("TRAINYARD_NO_CACHE", "") not in ("", "0")
         try:
             self.client = docker.from_env(timeout=timeout)
             self.client.ping()
@@ -214,6 +216,7 @@ class Engine:
                     network_mode=network,
                     rm=True,
                     forcerm=True,
+                    nocache=self.no_cache,
                     pull=False,
                     decode=True,
                 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,7 +123,11 @@ class DockerTarget:
 
     def _healthy(self, cid: str, port: int) -> bool:
         alive = lambda: bool((self.engine.container_state(cid) or {}).get("Running"))  # noqa: E731
-        return wait_healthy(f"http://127.0.0.1:{port}{self.env.health_path}", self.env.health_timeout, alive)
+        start = time.monotonic()
+        healthy = wait_healthy(f"http://127.0.0.1:{port}{self.env.health_path}", self.env.health_timeout, alive)
+        state = "healthy" if healthy else "not healthy"
+        print(f"health wait: {time.monotonic() - start:.2f} s on port {port} ({state})", flush=True)
+        return healthy
 
     def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
         with environment_lock(self.config.project, self.env.name):
