@@ -18,6 +18,8 @@ def check_frame(X: Any, columns: list[str] | None = None) -> pd.DataFrame:
         frame = pd.DataFrame(np.asarray(X), columns=columns)
     else:
         raise TypeError("feature transformers need a pandas DataFrame with named columns")
+    if all(dtype == np.float64 for dtype in frame.dtypes):
+        return frame  # already float: no copy (transformers never modify their input)
     return frame.astype("float64")
 
 
@@ -37,7 +39,8 @@ class FrameTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         missing = [c for c in self.feature_names_in_ if c not in frame.columns]
         if missing:
             raise ValueError(f"{type(self).__name__}: input lacks fitted column(s) {missing}")
-        return self._transform(frame[list(self.feature_names_in_)])
+        names = list(self.feature_names_in_)
+        return self._transform(frame if list(frame.columns) == names else frame[names])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_in_")
