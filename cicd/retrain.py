@@ -13,6 +13,7 @@ for bad input, and then writes nothing.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,8 @@ UPDATE = "update"
 
 
 def _run(cmd: Sequence[str], cwd: Path, timeout: int, what: str) -> None:
-    print(f"$ {' '.join(cmd)}", flush=True)
+    shown = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", " ".join(cmd))  # a database URL's password
+    print(f"$ {shown}", flush=True)
     try:
         code = subprocess.run(cmd, cwd=cwd, timeout=timeout, check=False).returncode
     except subprocess.TimeoutExpired:

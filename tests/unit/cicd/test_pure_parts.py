@@ -120,3 +120,13 @@ def test_a_model_card_must_describe_the_trained_data(tmp_path: Path) -> None:
     card.write_text("{}")
     with pytest.raises(GateError, match="cannot compare"):
         _check_model_card(card, meta)
+
+
+def test_the_retrain_step_never_prints_a_database_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from cicd.retrain import _run
+
+    _run([sys.executable, "-c", "pass", "--source=postgresql://bob:canary-pw@db:5432/x"], tmp_path, 30, "a step")
+    out = capsys.readouterr().out
+    assert "canary-pw" not in out and "postgresql://bob:***@db:5432/x" in out
