@@ -196,8 +196,12 @@ def drill_kill_mid_swap(lab: Lab, v2: str) -> Drill:
     killed_at = "never"
     for line in proc.stdout:
         if line.startswith("health wait:"):  # the candidate is healthy: the swap starts now
+            # Kill at the worst moment: the old service stopped, the new one not yet serving.
+            deadline = time.monotonic() + 20
+            while lab.serving("staging") is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
             os.kill(proc.pid, signal.SIGKILL)
-            killed_at = "as the swap began"
+            killed_at = "with the old service stopped" if lab.serving("staging") is None else "mid-swap"
             break
     proc.wait()
     right_after = lab.serving("staging")
@@ -207,7 +211,7 @@ def drill_kill_mid_swap(lab: Lab, v2: str) -> Drill:
     ok = killed_at != "never" and again.returncode == 0 and after == v2 and count == 1 and new_records == 1
     return Drill(
         "deploy SIGKILLed mid-swap, then deployed again",
-        "re-run deploys v2; 1 container; 1 new record",
+        "re-run deploys v2 (staging is down until then); 1 container; 1 new record",
         f"killed {killed_at}; just after: {short(right_after)} (before: {short(before)}); re-run exit "
         f"{again.returncode}; serving {short(after)}; {count} container(s); {new_records} new record(s)",
         ok,

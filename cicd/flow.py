@@ -349,7 +349,7 @@ def release_records(ctx: Context) -> list[ReleaseRecord]:
 
 
 def current_release(ctx: Context) -> ReleaseRecord:
-    return find_release(release_records(ctx), ctx.repo.head(), ctx.repo.tree())
+    return find_release(release_records(ctx), ctx.repo.head(), ctx.repo.tree(), ctx.repo.is_ancestor)
 
 
 def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:

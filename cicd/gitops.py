@@ -150,6 +150,14 @@ class Repo:
     def branches(self) -> list[str]:
         return [h.name for h in self.repo.heads]
 
+    def is_ancestor(self, commit: str, rev: str = "HEAD") -> bool:
+        """``commit`` is in the history of ``rev`` (False when it is unknown here)."""
+        try:
+            self.repo.git.merge_base("--is-ancestor", commit, rev)
+        except GitCommandError:
+            return False
+        return True
+
     def rev(self, name: str) -> str:
         try:
             return self.repo.commit(name).hexsha

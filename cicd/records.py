@@ -7,7 +7,7 @@ later stages parse it back. Pure functions; :mod:`cicd.gitops` reads and writes 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,10 +46,15 @@ class ReleaseRecord:
             return None
 
 
-def find_release(records: Iterable[ReleaseRecord], commit: str, tree: str) -> ReleaseRecord:
-    """The newest record for ``commit``, else one whose tree equals ``tree`` (a merge of the same code)."""
+def find_release(
+    records: Iterable[ReleaseRecord], commit: str, tree: str, merged: Callable[[str], bool] | None = None
+) -> ReleaseRecord:
+    """The newest record for ``commit``; else, among records whose tree equals ``tree`` (a merge of
+    the same code), the newest whose commit was merged into this one (``merged``), else the newest."""
     items = sorted(records, key=lambda r: r.created, reverse=True)
-    for found in ([r for r in items if r.commit == commit], [r for r in items if r.tree == tree]):
+    same_tree = [r for r in items if r.tree == tree]
+    in_history = [r for r in same_tree if merged is not None and merged(r.commit)]
+    for found in ([r for r in items if r.commit == commit], in_history, same_tree):
         if found:
             return found[0]
     raise ReleaseNotFoundError(

@@ -77,6 +77,8 @@ def test_find_release_by_commit_then_by_tree() -> None:
     records = [_record("c1", "t1", "2026-01-01"), _record("c2", "t2", "2026-01-02"), _record("c3", "t2", "2026-01-03")]
     assert find_release(records, "c2", "t9").commit == "c2"
     assert find_release(records, "merge", "t2").commit == "c3"  # a merge of the same tree reuses the newest
+    # ... but prefers the one actually merged: c3 is a later release of the same tree, still on develop
+    assert find_release(records, "merge", "t2", merged=lambda c: c == "c2").commit == "c2"
     with pytest.raises(ReleaseNotFoundError, match="run `nox -s release` on develop first"):
         find_release(records, "c9", "t9")
 
