@@ -7,6 +7,7 @@ summary; failures raise :mod:`cicd.errors` classes. Only the modules they call t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatch
@@ -30,7 +32,7 @@ from cicd.errors import CICDError, GateError, TestsFailedError, VersionError
 from cicd.gitops import Repo
 from cicd.images import ContextFile, Engine, read_ignore, tree_files
 from cicd.records import ReleaseRecord, find_release
-from cicd.wheelhouse import ensure_wheelhouse
+from cicd.wheelhouse import DEFAULT_CACHE, ensure_wheelhouse
 
 BUILD_DOCKERFILE = "cicd/build/docker/Dockerfile"
 # Paths inside throwaway containers, not on the host.
@@ -98,7 +100,19 @@ def build_wheel(ctx: Context, version: str, out_dir: Path) -> Path:
         if count != 1:
             raise VersionError(f'{src / "pyproject.toml"} must have exactly one static `version = "..."` line')
         pyproject.write_text(text)
-        env = {**os.environ, "SOURCE_DATE_EPOCH": str(ctx.repo.commit_time())}
+        epoch = str(ctx.repo.commit_time())
+        # Same staged files, timestamp and interpreter → the same bytes: reuse the wheel built before.
+        digest = hashlib.sha256(f"{epoch} {sys.version}".encode())
+        for path in sorted(p for p in staged.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(staged)).encode() + b"\0" + path.read_bytes())
+        cached_dir = DEFAULT_CACHE / "wheels" / digest.hexdigest()[:24]
+        cached = sorted(cached_dir.glob("*.whl"))
+        if cached:
+            for old in out_dir.glob("*.whl"):
+                old.unlink()
+            shutil.copy2(cached[0], out_dir / cached[0].name)
+            return out_dir / cached[0].name
+        env = {**os.environ, "SOURCE_DATE_EPOCH": epoch}
         cmd = [
             sys.executable,
             "-m",
@@ -119,6 +133,10 @@ def build_wheel(ctx: Context, version: str, out_dir: Path) -> Path:
         target = out_dir / wheels[0].name
         for old in out_dir.glob("*.whl"):
             old.unlink()
+        with suppress(OSError):
+            cached_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(wheels[0], cached_dir / f".{wheels[0].name}.tmp")
+            os.replace(cached_dir / f".{wheels[0].name}.tmp", cached_dir / wheels[0].name)
         shutil.move(str(wheels[0]), target)
     return target
 

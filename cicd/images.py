@@ -9,6 +9,7 @@ local one: nothing is bind-mounted. Every docker exception is translated here in
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -174,13 +175,24 @@ class Engine:
         return list(self.client.images.get(ref).history())
 
     def platform(self, image: str) -> Platform:
-        """Ask the image's own Python for its version, machine and C library."""
+        """Ask the image's own Python for its version, machine and C library. The answer depends
+        only on the image's content, so it is remembered per image id (``TRAINYARD_CACHE``)."""
+        from cicd.wheelhouse import DEFAULT_CACHE
+
+        image_id = self.image_id(image)
+        cached = DEFAULT_CACHE / "platform" / f"{image_id.replace(':', '-')}.json"
+        with suppress(OSError, ValueError, TypeError):
+            return Platform(**json.loads(cached.read_text()))
         script = "import platform,sys;print('%d.%d'%sys.version_info[:2],platform.machine(),platform.libc_ver()[1])"
         result, output = self._run_capture(image, ["python3", "-c", script])
         if result != 0:
             raise ContainerError(f"cannot run python3 in {image} (exit {result}): {output.strip()[-500:]}")
         python, machine, glibc = output.split()[-3:]
-        return Platform(python=python, machine=machine, glibc=glibc)
+        found = Platform(python=python, machine=machine, glibc=glibc)
+        with suppress(OSError):
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps({"python": python, "machine": machine, "glibc": glibc}))
+        return found
 
     def build(
         self,
