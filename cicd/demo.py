@@ -14,6 +14,7 @@ evaluate, predict and serve on this machine.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cicd.http import free_port, request_json, wait_healthy
@@ -33,6 +34,13 @@ class Stage:
     ok: bool
     seconds: float
     detail: str
+
+
+def write_report(stages: list[Stage], path: Path) -> Path:
+    """The report as data (``report.json``), for scripts and tests that must not parse the table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"ok": all(s.ok for s in stages), "stages": [asdict(s) for s in stages]}, indent=2))
+    return path
 
 
 def report(stages: list[Stage]) -> str:
@@ -70,14 +78,10 @@ def _summary(output: str) -> str:
     return keep[-1][:110] if keep else (output.strip().splitlines() or [""])[-1][:110]
 
 
-def _git(work: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=work, check=True, capture_output=True)
-
-
 def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     from cicd.config import load_config
     from cicd.deploy.docker_target import DockerTarget
-    from cicd.gitops import throwaway_clone
+    from cicd.gitops import Repo, throwaway_clone
     from cicd.images import Engine
 
     stages: list[Stage] = []
@@ -91,8 +95,9 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     for default in (18080, 18081, 18082):
         text = text.replace(f"port: {default}", f"port: {free_port()}")
     spec.write_text(text)
-    _git(work, "commit", "--quiet", "-am", "chore: free ports for this throwaway run")
-    _git(work, "push", "--quiet", "origin", "develop")
+    repo = Repo(work)  # git through the toolkit: a machine without a git identity gets the default one
+    repo.commit_all("chore: free ports for this throwaway run")
+    repo.push(["refs/heads/develop"])
     stages.append(Stage("clone", True, time.perf_counter() - start, f"throwaway copy in {work}"))
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
@@ -100,9 +105,7 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     try:
         for name, args, branch in FLOW:
             if branch:
-                _git(work, "checkout", "--quiet", branch)
-                if branch == "main":
-                    _git(work, "pull", "--quiet", "origin", "main")
+                repo.switch(branch, pull="origin" if branch == "main" else None)
             print(f"\n=== {name}: python -m cicd {' '.join(args)}", flush=True)
             t0 = time.perf_counter()
             log = logs / f"{len(stages):02d}-{args[0]}.log"
@@ -133,6 +136,7 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
             config = load_config(spec, env={})
             for environment in config.environments.values():
                 DockerTarget(config, environment, engine).stop()
+        print(f"\nreport: {write_report(stages, base / 'report.json')}")
     return stages
 
 
@@ -178,6 +182,12 @@ def _serve_check(root: Path, model: Path, data: Path, log: Path) -> str:
 
 
 def run_local(root: Path, workdir: Path) -> list[Stage]:
+    stages = _run_local(root, workdir)
+    print(f"\nreport: {write_report(stages, workdir / 'report.json')}")
+    return stages
+
+
+def _run_local(root: Path, workdir: Path) -> list[Stage]:
     data = root / "notebooks" / "dummy_data" / "diabetes.csv"
     model, evaluation, preds = workdir / "model", workdir / "evaluation", workdir / "predictions.csv"
     steps = [

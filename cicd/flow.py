@@ -241,7 +241,7 @@ def lint(ctx: Context) -> dict[str, Any]:
     shutil.rmtree(reports, ignore_errors=True)
     result = ctx.engine.run(
         image,
-        ["python", "-m", "cicd.lint_tools", IN_LINT],
+        ["python", "-m", "cicd.lint_tools", "--reports", IN_LINT],
         timeout=ctx.config.test_timeout,
         copy_out={IN_LINT: reports},
     )

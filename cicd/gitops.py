@@ -264,6 +264,20 @@ class Repo:
         self._git("branch", branch, commit)
         return commit
 
+    def switch(self, branch: str, *, pull: str | None = None) -> None:
+        """Check out ``branch``; with ``pull`` (a remote), fast-forward it to the remote's copy."""
+        self._git("checkout", "--quiet", branch)
+        if pull and self.has_remote(pull):
+            self._git("pull", "--quiet", "--ff-only", pull, branch)
+
+    def commit_all(self, message: str, *, dry_run: bool = False) -> str:
+        """Commit every tracked change (with the default identity when the machine has none)."""
+        if dry_run:
+            print(f"[dry-run] would commit all tracked changes: {message}")
+            return self.head()
+        self._git("commit", "--quiet", "--all", "-m", message)
+        return self.head()
+
     # --- merging -------------------------------------------------------------------------------
     def merge(self, source: str, target: str, *, remote: str | None = "origin", dry_run: bool = False) -> str:
         """Merge ``source`` into ``target`` (no fast-forward), push target; abort cleanly on conflict."""

@@ -501,7 +501,7 @@ class Engine:
                 buf.write(chunk)
             buf.seek(0)
             with tarfile.open(fileobj=buf) as tar:
-                tar.extractall(tmp, filter="data")
+                extract_safely(tar, Path(tmp))
             top = Path(tmp) / Path(src).name
             entries = list(top.iterdir()) if top.is_dir() else [top]
             for entry in entries:
@@ -530,6 +530,31 @@ class Engine:
             container.put_archive(parent, buf.getvalue())
         except APIError as err:
             raise ContainerError(f"cannot copy files into the container at {dest}: {_reason(err)}") from None
+
+
+def extract_safely(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract an archive from a container without letting it write outside ``dest``.
+
+    Python 3.11.4 added ``filter="data"``; Debian 12 ships 3.11.2, so the same rules (no absolute
+    or ``..`` paths, no links leaving ``dest``, no devices) are checked here when it is missing.
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    members = tar.getmembers()
+    for member in members:
+        target = (root / member.name).resolve()
+        link = (target.parent / member.linkname).resolve() if member.issym() else (root / member.linkname).resolve()
+        unsafe = (
+            Path(member.name).is_absolute()
+            or not target.is_relative_to(root)
+            or member.isdev()
+            or ((member.issym() or member.islnk()) and not link.is_relative_to(root))
+        )
+        if unsafe:
+            raise ContainerError(f"refused to extract {member.name!r} from a container archive: it leaves {dest}")
+    tar.extractall(dest, members=members)  # noqa: S202 - every member was checked above
 
 
 def _reason(err: BaseException) -> str:

@@ -1,6 +1,6 @@
 """Run every linter, inside the build image, and fail if any failed or could not run.
 
-``python -m cicd.lint_tools REPORT_DIR``: ruff (lint + format check), mypy, bandit, hadolint on
+``python -m cicd.lint_tools [--reports DIR]``: ruff (lint + format check), mypy, bandit, hadolint on
 both Dockerfiles, yamllint on the YAML files, the GitHub and Azure schemas (check-jsonschema,
 offline), actionlint, and the check that the CI files call exactly the flow's sessions. Each
 tool's output is printed and saved to ``REPORT_DIR/<tool>.txt``. A tool that is missing counts as
@@ -9,6 +9,7 @@ a failure: a check that did not run never counts as passed.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -45,8 +46,10 @@ CHECKS: list[tuple[str, list[str]]] = [
 ]
 
 
-def main(report_dir: str) -> int:
-    reports = Path(report_dir)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cicd.lint_tools", description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=Path, default=Path("reports/lint"), help="where each tool's output goes")
+    reports = parser.parse_args(argv).reports
     reports.mkdir(parents=True, exist_ok=True)
     results: list[tuple[str, str]] = []
     for name, cmd in CHECKS:
@@ -66,4 +69,4 @@ def main(report_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "reports/lint"))
+    sys.exit(main())

@@ -6,6 +6,9 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class SampleMLError(Exception):
     """Base class: a failure the user can act on."""
@@ -45,3 +48,15 @@ class EvaluationGateError(SampleMLError):
     """The model is worse than the baseline or the configured threshold."""
 
     exit_code = 1
+
+
+def run_cli(prog: str, main: Callable[[], int]) -> int:
+    """Run a ``python -m`` entry point: a :class:`SampleMLError` becomes one line and its exit code."""
+    try:
+        return main()
+    except SampleMLError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

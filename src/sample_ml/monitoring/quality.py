@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from sample_ml.config import DriftConfig
-from sample_ml.data_loaders import CSVDataLoader
+from sample_ml.errors import run_cli
 from sample_ml.monitoring.drift import detect
+from sample_ml.monitoring.simulate import load_source
 from sample_ml.pipelines.common import split
 from sample_ml.schema import DIABETES
 
-DATA = Path(__file__).resolve().parents[3] / "notebooks" / "dummy_data" / "diabetes.csv"
+# Relative to where it runs (the repository root), not to the installed module.
+DATA = Path("notebooks") / "dummy_data" / "diabetes.csv"
 
 
 def rates(
@@ -31,7 +33,7 @@ def rates(
     config: DriftConfig | None = None,
     data: Path = DATA,
 ) -> tuple[float, float]:
-    frame = CSVDataLoader(data).load()
+    frame = load_source(data)
     train, _ = split(frame, 0.2, 42)
     reference = train[DIABETES.feature_names]
     pool = frame[DIABETES.feature_names]
@@ -47,16 +49,23 @@ def rates(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sample_ml.monitoring.quality",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--rows", type=int, nargs="+", default=[20, 30, 50, 100, 200])
+    parser.add_argument("--data", type=Path, default=DATA, help=f"CSV of the dummy data (default: {DATA})")
     args = parser.parse_args(argv)
+    if args.trials < 1 or min(args.rows) < 1:
+        parser.error("--trials and --rows must be at least 1")
     print(f"{'rows':>5} {'false alarms':>13} {'detections (1 SD bmi shift)':>28}")
     for n in args.rows:
-        fpr, tpr = rates(args.trials, n)
+        fpr, tpr = rates(args.trials, n, data=args.data)
         print(f"{n:>5} {fpr:>13.1%} {tpr:>28.1%}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli("python -m sample_ml.monitoring.quality", main))

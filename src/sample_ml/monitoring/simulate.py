@@ -18,10 +18,19 @@ import numpy as np
 import pandas as pd
 
 from sample_ml.data_loaders import CSVDataLoader
+from sample_ml.errors import DataSourceError, run_cli
 from sample_ml.io import write_with
 from sample_ml.schema import DIABETES
 
-DATA = Path(__file__).resolve().parents[3] / "notebooks" / "dummy_data" / "diabetes.csv"
+# Relative to where it runs (the repository root), not to the installed module.
+DATA = Path("notebooks") / "dummy_data" / "diabetes.csv"
+
+
+def load_source(path: Path) -> pd.DataFrame:
+    """The rows to draw from; a missing default says where it is looked for."""
+    if not path.is_file():
+        raise DataSourceError(f"no data at {path}; run from the repository root or pass --data PATH.csv")
+    return CSVDataLoader(path).load()
 
 
 def batch(
@@ -52,9 +61,18 @@ def batch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sample_ml.monitoring.simulate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
-    parser.add_argument("--data", type=Path, default=DATA, help="where rows are drawn from (default: the dummy data)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        help=f"CSV the rows are drawn from (default: {DATA}, from the repository root)",
+    )
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--feature", default="bmi")
@@ -65,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows < 1:
         parser.error("--rows must be at least 1")
     frame = batch(
-        CSVDataLoader(args.data).load(),
+        load_source(args.data),
         args.rows,
         seed=args.seed,
         feature=args.feature,
@@ -79,4 +97,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli("python -m sample_ml.monitoring.simulate", main))
