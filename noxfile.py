@@ -20,6 +20,9 @@ nox.needs_version = ">=2024.4.15"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
+# The Python the sessions run on: what is tested (Debian 12's 3.11.2 in the newcomer test, 3.11.x
+# on CI runners). Another minor version is untested, so nox refuses rather than guess.
+PYTHON = "3.11"
 TOOLKIT = "cicd/requirements.txt"
 RUNTIME = "src/requirements/default.txt"
 DEV = "src/requirements/dev.txt"
@@ -41,13 +44,13 @@ def _with_project(session: nox.Session, command: str) -> None:
     session.run("python", "-m", "cicd", command, *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def demo(session: nox.Session) -> None:
     """The whole flow, end to end, in a throwaway copy of this repository (``-- --local``: no Docker)."""
     _with_project(session, "demo")
 
 
-@nox.session
+@nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suites (``-- --test-type unit`` for one suite; other args go to pytest)."""
     session.install("-r", TOOLKIT, "-r", DEV)
@@ -57,37 +60,37 @@ def tests(session: nox.Session) -> None:
     session.run("python", "tests/run_tests.py", *args)
 
 
-@nox.session(tags=["feature"])
+@nox.session(python=PYTHON, tags=["feature"])
 def build(session: nox.Session) -> None:
     """Build the wheel and the build image (source, tests, dev dependencies)."""
     _cicd(session, "build")
 
 
-@nox.session(requires=["build"], tags=["feature"])
+@nox.session(python=PYTHON, requires=["build"], tags=["feature"])
 def unit(session: nox.Session) -> None:
     """Unit tests inside the build image; JUnit XML and coverage in artifacts/reports/unit."""
     _cicd(session, "unit")
 
 
-@nox.session(requires=["build"], tags=["feature"])
+@nox.session(python=PYTHON, requires=["build"], tags=["feature"])
 def lint(session: nox.Session) -> None:
     """Linters and CI-file checks inside the build image; reports in artifacts/reports/lint."""
     _cicd(session, "lint")
 
 
-@nox.session(default=False, tags=["develop"])
+@nox.session(python=PYTHON, default=False, tags=["develop"])
 def release(session: nox.Session) -> None:
     """Train and gate the model, build the release image, push it if a registry is set, record it in git."""
     _cicd(session, "release")
 
 
-@nox.session(default=False, tags=["develop"])
+@nox.session(python=PYTHON, default=False, tags=["develop"])
 def integration(session: nox.Session) -> None:
     """Integration tests against this commit's release image (pulled by digest from the registry if pushed)."""
     _cicd(session, "integration", "-r", DEV)
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def merge(session: nox.Session) -> None:
     """Merge this branch into its target (feature → develop, develop → master/main) once its checks passed."""
     _cicd(session, "merge")
@@ -99,13 +102,13 @@ def _environment(session: nox.Session, command: str) -> None:
     _cicd(session, command)
 
 
-@nox.session(default=False, tags=["release"])
+@nox.session(python=PYTHON, default=False, tags=["release"])
 def deploy(session: nox.Session) -> None:
     """Deploy this commit's release image, by digest, to an environment: ``nox -s deploy -- staging``."""
     _environment(session, "deploy")
 
 
-@nox.session(default=False, tags=["release"])
+@nox.session(python=PYTHON, default=False, tags=["release"])
 def acceptance(session: nox.Session) -> None:
     """Acceptance tests against an environment's deployed service: ``nox -s acceptance -- staging``."""
     if not session.posargs:
@@ -113,32 +116,32 @@ def acceptance(session: nox.Session) -> None:
     _with_project(session, "acceptance")  # tests/acceptance reads the held-out rows through sample_ml
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def promote(session: nox.Session) -> None:
     """Deploy what Staging runs (same digest, no build) and tag it: ``nox -s promote -- production``."""
     _environment(session, "promote")
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def rollback(session: nox.Session) -> None:
     """Redeploy an environment's previous recorded digest: ``nox -s rollback -- production``."""
     _environment(session, "rollback")
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def status(session: nox.Session) -> None:
     """For each environment: tagged commit, version, digest, what runs and whether it is healthy."""
     _cicd(session, "status")
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def ci(session: nox.Session) -> None:
     """Run the flow's row for this branch and event (CI variables, or ``-- --branch B --event E``);
     ``-- --plan`` prints it."""
     _with_project(session, "ci")  # a row may hold any session, acceptance among them
 
 
-@nox.session(default=False, tags=["retrain"])
+@nox.session(python=PYTHON, default=False, tags=["retrain"])
 def retrain(session: nox.Session) -> None:
     """Drift check on new data; if it fires (or ``-- --force``), champion/challenger, and an accepted
     model card, data snapshot and settings committed on a new ``retrain/<date>`` branch, pushed."""
@@ -153,14 +156,14 @@ def _benchmarks(session: nox.Session, module: str) -> None:
     session.run("python", "-m", f"benchmarks.{module}", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks, ours beside a naive single-stage baseline: builds, image sizes, the feature stage,
     the whole flow cold and warm, promotion, serving latency. Prints a table, writes JSON."""
     _benchmarks(session, "run")
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def drills(session: nox.Session) -> None:
     """Failure drills: kill a deploy mid-swap, drop the registry mid-push, no engine, unhealthy
     service, taken port, five promotions at once, malformed specs, a canary password."""

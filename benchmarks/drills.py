@@ -28,6 +28,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.common import prepare
+from cicd.errors import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 LABEL = "io.trainyard"
 
@@ -411,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "artifacts" / "drills")
     parser.add_argument("--variants", type=int, default=300, help="malformed pipeline.yaml variants")
     args = parser.parse_args(argv)
+    prepare(args.output)
     base_image = os.environ.get("TRAINYARD_BASE_IMAGE", "python:3.11-slim")
     tmp = Path(tempfile.mkdtemp(prefix="trainyard-drills-"))
     print(f"… setting up a throwaway project in {tmp} (two releases, staging and production)", file=sys.stderr)
@@ -464,4 +468,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

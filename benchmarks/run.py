@@ -28,6 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from benchmarks.common import prepare
+from cicd.errors import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "benchmarks" / "baseline"
 EDITED = "src/sample_ml/pipelines/predict.py"  # the one-line source change
@@ -270,12 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=30, help="1,000-record requests (default 30)")
     parser.add_argument("--skip-flow", action="store_true", help="skip the full local flow, cold and warm")
     args = parser.parse_args(argv)
+    prepare(args.output)
 
     from cicd import flow as stages
     from cicd.gitops import throwaway_clone
 
     out: Path = args.output
-    out.mkdir(parents=True, exist_ok=True)
     log = out / "stages.log"
     log.write_text("")
     tmp = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
@@ -466,4 +469,4 @@ def evaluate(f: dict[str, Any]) -> list[Row]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -8,6 +8,7 @@ texts and returns problems (``python -m cicd.ci_files`` in ``lint`` and a unit t
 
 from __future__ import annotations
 
+import argparse
 import ast
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from cicd.errors import ConfigError, run_cli
 from cicd.plan import Step, parse_steps
 
 
@@ -105,17 +107,30 @@ def problems(
     return out
 
 
+def _read(root: Path, name: str) -> str:
+    try:
+        return (root / name).read_text()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read {root / name} ({err.strerror}); pass --root with the project's folder"
+        ) from None
+
+
 def check_repository(root: Path, flow: Mapping[str, Sequence[str]]) -> list[str]:
-    github = yaml.safe_load((root / ".github/workflows/pipeline.yml").read_text())
-    azure = yaml.safe_load((root / "azure-pipelines.yml").read_text())
+    github = yaml.safe_load(_read(root, ".github/workflows/pipeline.yml"))
+    azure = yaml.safe_load(_read(root, "azure-pipelines.yml"))
     files = {".github/workflows/pipeline.yml": github_rows(github), "azure-pipelines.yml": azure_rows(azure)}
-    return problems(flow, files, noxfile_sessions((root / "noxfile.py").read_text()))
+    return problems(flow, files, noxfile_sessions(_read(root, "noxfile.py")))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from cicd.config import load_config
 
-    root = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(prog="python -m cicd.ci_files", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1], help="the project's folder")
+    root = parser.parse_args(argv).root
+    if not (root / "cicd/pipeline.yaml").is_file():
+        raise ConfigError(f"no cicd/pipeline.yaml under {root}; pass --root with the project's folder")
     found = check_repository(root, load_config(root / "cicd/pipeline.yaml", env={}).flow)
     for problem in found:
         print(problem)
@@ -124,4 +139,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

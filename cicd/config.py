@@ -215,7 +215,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"pipeline spec {path} does not exist") from None
+        raise ConfigError(
+            f"pipeline spec {path} does not exist; run from the project's folder or pass --config FILE"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -6,6 +6,9 @@ boundary, and carry their data (the log tail, the exit code, the command).
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class CICDError(Exception):
     """Base: a failure the user can act on. ``python -m cicd`` prints it in one line, exit 2."""
@@ -135,3 +138,15 @@ class PromotionError(DeployError):
 
 class RetrainError(CICDError):
     """The project's retrain command refused its input or failed, or its branch could not be pushed."""
+
+
+def run_cli(main: Callable[[], int]) -> int:
+    """Run an entry point: a :class:`CICDError` becomes one ``error:`` line and its exit code."""
+    try:
+        return main()
+    except CICDError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -16,6 +16,7 @@ from typing import Any
 
 import git
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+from gitdb.exc import BadName, BadObject
 
 from cicd.errors import DirtyTreeError, GitError, MergeConflictError, PushError
 
@@ -103,11 +104,18 @@ class Repo:
         except ValueError as err:
             raise GitError("the repository has no commits yet; commit something first") from err
 
+    def _commit(self, rev: str) -> Any:
+        """The commit ``rev`` names; GitPython's errors (``BadName`` and friends) become :class:`GitError`."""
+        try:
+            return self.repo.commit(rev)
+        except (ValueError, GitCommandError, BadName, BadObject) as err:
+            raise GitError(f"no branch, tag or commit named {rev!r} here; check the name, or git fetch") from err
+
     def tree(self, rev: str = "HEAD") -> str:
-        return self.repo.commit(rev).tree.hexsha
+        return str(self._commit(rev).tree.hexsha)
 
     def commit_time(self, rev: str = "HEAD") -> int:
-        return int(self.repo.commit(rev).committed_date)
+        return int(self._commit(rev).committed_date)
 
     def branch(self, env: Mapping[str, str]) -> str:
         """The branch from CI variables, else the checked-out branch; refuses a bare detached HEAD."""
@@ -139,13 +147,16 @@ class Repo:
         return TagInfo(name=name, commit=ref.commit.hexsha, message=message)
 
     def tags_at(self, rev: str = "HEAD") -> list[TagInfo]:
-        sha = self.repo.commit(rev).hexsha
+        sha = self._commit(rev).hexsha
         infos = [self.tag(t.name) for t in self.repo.tags if t.commit.hexsha == sha]
         return [i for i in infos if i is not None]
 
     def messages_since(self, tag: str | None, rev: str = "HEAD") -> list[str]:
         spec = f"{tag}..{rev}" if tag else rev
-        return [str(c.message) for c in self.repo.iter_commits(spec)]
+        try:
+            return [str(c.message) for c in self.repo.iter_commits(spec)]
+        except (ValueError, GitCommandError, BadName, BadObject) as err:
+            raise GitError(f"cannot list the commits {spec}; check that {tag or rev!r} exists here") from err
 
     def branches(self) -> list[str]:
         return [h.name for h in self.repo.heads]
@@ -159,10 +170,7 @@ class Repo:
         return True
 
     def rev(self, name: str) -> str:
-        try:
-            return self.repo.commit(name).hexsha
-        except (ValueError, GitCommandError) as err:
-            raise GitError(f"no branch or commit named {name!r}") from err
+        return str(self._commit(name).hexsha)
 
     def has_remote(self, name: str = "origin") -> bool:
         return name in [r.name for r in self.repo.remotes]

@@ -138,9 +138,17 @@ class Engine:
             self.client = (
                 docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
             )
-            self.client.ping()
         except (DockerException, requests.RequestException) as err:
             raise EngineUnavailableError(self.where, _reason(err)) from None
+        try:
+            self.client.ping()
+        except (DockerException, requests.RequestException) as err:
+            self.client.close()
+            raise EngineUnavailableError(self.where, _reason(err)) from None
+
+    def close(self) -> None:
+        """Close the connection (its sockets); the engine and its containers are untouched."""
+        self.client.close()
 
     # --- images ----------------------------------------------------------------------------
     def has_image(self, ref: str) -> bool:

@@ -65,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\nlint summary:")
     for name, outcome in results:
         print(f"  {name:14} {outcome}")
+    missing = [name for name, outcome in results if outcome.startswith("DID NOT RUN")]
+    if missing:
+        print(
+            f"error: {', '.join(missing)} did not run (not installed); run the linters where their pinned versions "
+            "are, with nox -s lint, or pip install -r src/requirements/dev.txt",
+            file=sys.stderr,
+        )
+        return 2
     return 0 if all(outcome == "passed" for _, outcome in results) else 1
 
 

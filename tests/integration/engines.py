@@ -13,9 +13,11 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from docker.errors import ImageNotFound
 
 from cicd.errors import EngineUnavailableError
 from cicd.images import Engine
@@ -34,12 +36,13 @@ class ExtraEngine:
         of them by tag or digest and must pull it again.
         """
         removed = []
-        for image in self.engine.client.images.list(all=True):
+        for image in self.engine.client.images.list():
             if keep & set(image.tags):
                 continue
-            self.engine.client.images.remove(image.id, force=True)
-            removed.append(image.id)
-        self.engine.client.images.prune()
+            with suppress(ImageNotFound):  # gone with an image removed before it
+                self.engine.client.images.remove(image.id, force=True)
+                removed.append(image.id)
+        self.engine.client.images.prune(filters={"dangling": False})
         return removed
 
 
@@ -70,13 +73,13 @@ def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise EngineUnavailableError(host, f"dockerd did not start: {log.read_text()[-1500:]}") from None
                 time.sleep(0.3)
-        yield ExtraEngine(host, engine, log)
-    finally:
         try:
-            for container in Engine(host=host).client.containers.list(all=True):
+            yield ExtraEngine(host, engine, log)
+        finally:
+            for container in engine.client.containers.list(all=True):
                 container.remove(force=True)
-        except EngineUnavailableError:
-            pass
+            engine.close()
+    finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
