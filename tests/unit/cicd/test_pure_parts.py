@@ -132,3 +132,60 @@ def test_the_retrain_step_never_prints_a_database_password(tmp_path: Path, capsy
     _run([sys.executable, "-c", "pass", "--source=postgresql://bob:canary-pw@db:5432/x"], tmp_path, 30, "a step")
     out = capsys.readouterr().out
     assert "canary-pw" not in out and "postgresql://bob:***@db:5432/x" in out
+
+
+def _archive(*members: tuple[str, bytes | None, str | None]) -> tarfile.TarFile:
+    """A tar of (name, file content or None, symlink target or None) entries."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, link in members:
+            info = tarfile.TarInfo(name)
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tar.addfile(info)
+            else:
+                info.size = len(data or b"")
+                tar.addfile(info, io.BytesIO(data or b""))
+    buf.seek(0)
+    return tarfile.open(fileobj=buf)
+
+
+@pytest.mark.parametrize("python_has_filter", [True, False], ids=["3.11.4+", "3.11.2"])
+@pytest.mark.parametrize(
+    ("members", "safe"),
+    [
+        ([("out/report.xml", b"<x/>", None)], True),
+        ([("out/link", None, "report.xml"), ("out/report.xml", b"", None)], True),
+        ([("../escape.txt", b"x", None)], False),
+        ([("/etc/evil", b"x", None)], False),
+        ([("out/link", None, "../../etc/passwd")], False),
+    ],
+    ids=["file", "inner-link", "dotdot", "absolute", "outer-link"],
+)
+def test_archives_from_containers_cannot_write_outside(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    members: list[tuple[str, bytes | None, str | None]],
+    safe: bool,
+    python_has_filter: bool,
+) -> None:
+    from cicd.errors import ContainerError
+    from cicd.images import extract_safely
+
+    if not python_has_filter:  # Debian 12's Python 3.11.2 has no tarfile.data_filter
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile.data_filter")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with _archive(*members) as tar:
+        if safe:
+            extract_safely(tar, dest)
+            assert (dest / members[-1][0]).exists()
+        elif members[0][0].startswith("/") and python_has_filter:
+            extract_safely(tar, dest)  # the data filter strips the leading slash: it lands inside
+            assert (dest / "etc" / "evil").is_file()
+        else:
+            with pytest.raises((ContainerError, tarfile.FilterError)):
+                extract_safely(tar, dest)
+            assert not (tmp_path / "escape.txt").exists()
