@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -42,7 +43,6 @@ class ExtraEngine:
             with suppress(ImageNotFound):  # gone with an image removed before it
                 self.engine.client.images.remove(image.id, force=True)
                 removed.append(image.id)
-        self.engine.client.images.prune(filters={"dangling": False})
         return removed
 
 
@@ -65,14 +65,11 @@ def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                engine = Engine(host=host)
-                break
-            except EngineUnavailableError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise EngineUnavailableError(host, f"dockerd did not start: {log.read_text()[-1500:]}") from None
-                time.sleep(0.3)
+        while not _answers(run / "docker.sock"):  # before a client exists: a failed one leaks its socket
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise EngineUnavailableError(host, f"dockerd did not start: {log.read_text()[-1500:]}")
+            time.sleep(0.3)
+        engine = Engine(host=host)
         try:
             yield ExtraEngine(host, engine, log)
         finally:
@@ -88,6 +85,18 @@ def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
             proc.wait()
         shutil.rmtree(run, ignore_errors=True)
         subprocess.run(["rm", "-rf", "--one-file-system", str(data)], check=False)
+
+
+def _answers(path: Path) -> bool:
+    """The engine's socket accepts a connection and answers ``GET /_ping`` with 200."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return b" 200 " in sock.recv(64)
+        except OSError:
+            return False
 
 
 def copy_image(source: Engine, target: Engine, ref: str) -> None:
