@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -76,3 +77,15 @@ def test_a_mutated_copy_is_caught(tmp_path: Path, path: str, old: str, new: str,
     target.write_text(target.read_text().replace(old, new, 1))
     found = check_repository(tmp_path, CFG.flow)
     assert any(message in p for p in found), found
+
+
+def test_nox_is_installed_at_one_pinned_version_everywhere() -> None:
+    """The README's commands and every CI job install the same nox, pinned (what the tests ran)."""
+    texts = {
+        name: (ROOT / name).read_text()
+        for name in ("README.md", ".github/workflows/pipeline.yml", "azure-pipelines.yml")
+    }
+    pins = {name: set(re.findall(r"pip install (nox\S*)", text)) for name, text in texts.items()}
+    assert all(pins.values()), pins
+    assert len(set().union(*pins.values())) == 1, pins
+    assert next(iter(pins["README.md"])).startswith("nox==")
