@@ -186,6 +186,7 @@ def test_archives_from_containers_cannot_write_outside(
             extract_safely(tar, dest)  # the data filter strips the leading slash: it lands inside
             assert (dest / "etc" / "evil").is_file()
         else:
-            with pytest.raises((ContainerError, tarfile.FilterError)):
+            refused = (ContainerError, getattr(tarfile, "FilterError", ContainerError))  # 3.11.2 has no FilterError
+            with pytest.raises(refused):
                 extract_safely(tar, dest)
             assert not (tmp_path / "escape.txt").exists()
