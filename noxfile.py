@@ -25,7 +25,8 @@ nox.options.error_on_missing_interpreters = True
 PYTHON = "3.11"
 TOOLKIT = "cicd/requirements.txt"
 RUNTIME = "src/requirements/default.txt"
-DEV = "src/requirements/dev.txt"
+TEST = "src/requirements/test.txt"  # pytest and the runtime pins
+DEV = "src/requirements/dev.txt"  # TEST plus the linters and test tools
 
 
 def _cicd(session: nox.Session, command: str, *extra: str) -> None:
@@ -37,9 +38,10 @@ def _with_project(session: nox.Session, command: str) -> None:
     """A session whose tests or commands import the sample package: install it beside its pins.
 
     Each session stands alone (a CI job runs it in a fresh clone), so it installs everything
-    that what it runs imports; nothing may come from another session's venv.
+    that what it runs imports; nothing may come from another session's venv. Linters are not
+    among it: they run inside the build image.
     """
-    session.install("-r", TOOLKIT, "-r", DEV)
+    session.install("-r", TOOLKIT, "-r", TEST)
     session.install("--no-deps", "./src")
     session.run("python", "-m", "cicd", command, *session.posargs)
 
@@ -87,7 +89,7 @@ def release(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False, tags=["develop"])
 def integration(session: nox.Session) -> None:
     """Integration tests against this commit's release image (pulled by digest from the registry if pushed)."""
-    _cicd(session, "integration", "-r", DEV)
+    _cicd(session, "integration", "-r", TEST)
 
 
 @nox.session(python=PYTHON, default=False)
