@@ -86,7 +86,8 @@ class Runners:
             "PATH": f"{home / 'python' / 'bin'}{os.pathsep}{inherited.get('PATH', '')}",
             "DOCKER_HOST": self.engine.host,
             "TRAINYARD_BASE_IMAGE": self.base_image,
-            "HOME": os.environ.get("HOME", "/root"),  # pip's and the wheelhouse's caches
+            "HOME": os.environ.get("HOME", "/root"),  # the wheelhouse cache (~/.cache/trainyard), keyed by content
+            "XDG_CACHE_HOME": str(home / "cache"),  # act's workspace: the job's own, gone with it
         }
         return home / "checkout", env
 
