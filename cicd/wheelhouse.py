@@ -89,7 +89,14 @@ def ensure_wheelhouse(name: str, files: list[Path], platform: Platform, cache: P
             "check the pins exist as wheels for that platform and that the package index is reachable"
         )
     (tmp / ".complete").write_text(key + "\n")
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
+    if dest.exists() and not (dest / ".complete").is_file():
+        shutil.rmtree(dest, ignore_errors=True)  # a download that was cut short
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        # Another run (a second session on this machine) finished the same key first: theirs is
+        # as good as ours, and may be in use, so it stays and ours goes.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (dest / ".complete").is_file():
+            raise
     return dest
