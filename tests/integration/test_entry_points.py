@@ -111,6 +111,24 @@ CASES = [
 ]
 
 
+def _run(
+    module: str, *args: str, cwd: Path, home: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` as a user on a fresh machine: an empty HOME, the packages importable."""
+    keep = ("PATH", "LANG", "SSL_CERT_FILE", "TRAINYARD_BASE_IMAGE")
+    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("PIP_")}
+    env |= {"HOME": str(home), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", **(extra_env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def entry_points() -> set[str]:
     """Every ``python -m`` module in the three packages, and the console scripts' modules."""
     found = set()
@@ -140,22 +158,27 @@ def test_a_mistake_gets_one_line_and_its_exit_code(c: Case, tmp_path: Path) -> N
     empty.mkdir()
     values = {"tmp": str(tmp_path), "root": str(ROOT), "free_port": str(free_port())}
     args = [a.format(**values) for a in c.args]
-    keep = ("PATH", "LANG", "SSL_CERT_FILE", "TRAINYARD_BASE_IMAGE")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("PIP_")}
-    env |= {"HOME": str(home), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", **dict(c.env)}
-    env["PATH"] = f"{home}{os.pathsep}{env.get('PATH', '')}" if "lint_tools" not in c.module else str(home)
-    proc = subprocess.run(
-        [sys.executable, "-m", c.module, *args],
-        cwd=ROOT if c.cwd == "root" else empty,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = dict(c.env)
+    if "lint_tools" in c.module:
+        env["PATH"] = str(home)  # no linter on PATH: the missing component
+    proc = _run(c.module, *args, cwd=ROOT if c.cwd == "root" else empty, home=home, extra_env=env)
     shown = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-1500:]}\nstderr:\n{proc.stderr[-3000:]}"
     assert "Traceback" not in proc.stderr + proc.stdout, shown
     assert proc.returncode == c.exit_code, shown
     lines = [line for line in proc.stderr.splitlines() if re.search(r"\berror:|^unhealthy:", line)]
     assert len(lines) == 1, shown
     assert re.search(c.says, lines[0], re.IGNORECASE), f"{lines[0]!r} should match {c.says!r}\n{shown}"
+
+
+def test_the_readme_monitoring_commands_work_from_the_repository_root(tmp_path: Path) -> None:
+    """README, Retraining: the default data is found from the repository root, wherever the package is."""
+    home = tmp_path / "home"
+    home.mkdir()
+    out = tmp_path / "new.csv"
+    proc = _run("sample_ml.monitoring.simulate", "--output", str(out), cwd=ROOT, home=home)
+    assert proc.returncode == 0, proc.stderr
+    assert len(out.read_text().splitlines()) == 301
+    proc = _run("sample_ml.monitoring.quality", "--trials", "2", "--rows", "30", cwd=ROOT, home=home)
+    assert proc.returncode == 0 and "false alarms" in proc.stdout, proc.stderr
+    proc = _run("sample_ml.monitoring.simulate", "--help", cwd=ROOT, home=home)
+    assert "With\n``--shift 0 --effect 0`` the batch is like the training data." in proc.stdout  # not cut short

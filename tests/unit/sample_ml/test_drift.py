@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,9 +65,9 @@ def test_bad_config() -> None:
         DriftConfig(correction="fdr")
 
 
-def test_measured_false_alarm_and_detection_rates() -> None:
+def test_measured_false_alarm_and_detection_rates(dummy_csv: Path) -> None:
     """100 seeded trials at the documented batch size (50 rows): ≤ 5 % false alarms, ≥ 95 % detections."""
-    false_alarms, detections = rates(trials=100, rows=50, seed=7)
+    false_alarms, detections = rates(trials=100, rows=50, seed=7, data=dummy_csv)
     assert false_alarms <= 0.05
     assert detections >= 0.95
 
