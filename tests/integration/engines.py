@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from docker.errors import ImageNotFound
+from docker.errors import APIError, ImageNotFound
 
 from cicd.errors import EngineUnavailableError
 from cicd.images import Engine
@@ -33,16 +33,22 @@ class ExtraEngine:
     def clear_images(self, keep: set[str]) -> list[str]:
         """Remove every image but those tagged in ``keep``, as a fresh hosted runner starts.
 
-        Images of running containers are untagged too (``force``): a later job finds nothing
-        of them by tag or digest and must pull it again.
+        A running container's image (a deployed environment) loses every tag and digest name: a
+        later job finds nothing of it by name and must pull it from the registry by digest.
         """
         removed = []
         for image in self.engine.client.images.list():
             if keep & set(image.tags):
                 continue
-            with suppress(ImageNotFound):  # gone with an image removed before it
+            try:
                 self.engine.client.images.remove(image.id, force=True)
-                removed.append(image.id)
+            except ImageNotFound:  # gone with an image removed before it
+                continue
+            except APIError:  # a running container's image cannot go: drop every name it has instead
+                for ref in [*image.tags, *image.attrs.get("RepoDigests", [])]:
+                    with suppress(ImageNotFound):
+                        self.engine.client.images.remove(ref, force=True)
+            removed.append(image.id)
         return removed
 
 
