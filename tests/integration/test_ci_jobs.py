@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,31 +94,31 @@ class Runners:
         return home / "checkout", env
 
 
-@pytest.fixture
-def runners(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Iterator[Runners]:
-    """A new origin, registry and runners' engine for each CI system: the two runs share nothing."""
-    scratch = tmp_path_factory.mktemp("ci-jobs")
+@contextmanager
+def open_runners(ci: str, scratch: Path, engine: Engine, base_image: str) -> Iterator[Runners]:
+    """A new origin, registry and runners' engine for one CI system: the two systems share nothing."""
     registry = start_registry(scratch / "registry")
-    work, origin = make_project(scratch)
-    spec = work / "cicd" / "pipeline.yaml"
-    text, ports = spec.read_text(), {}
-    for name, default in (("staging", 18081), ("production", 18082), ("integration", 18080)):
-        ports[name] = free_port()
-        text = text.replace(f"port: {default}", f"port: {ports[name]}")
-    spec.write_text(text)
-    git(work, "commit", "--quiet", "-am", "chore: free ports for these runners")
-    git(work, "push", "--quiet", "origin", "develop")
-    git(work, "checkout", "--quiet", "-b", FEATURE)
-    (work / "CHANGELOG.md").write_text("- a change on a feature branch\n")
-    git(work, "add", "CHANGELOG.md")
-    git(work, "commit", "--quiet", "-m", "feat: a change that goes all the way to production")
-    git(work, "push", "--quiet", "origin", FEATURE)
     try:
-        with extra_engine("runner", scratch) as runner_engine:
-            copy_image(engine, runner_engine.engine, base_image)
-            yield Runners(origin, registry, runner_engine, base_image, scratch, ports)
-    except EngineUnavailableError as err:
-        missing(f"a second Docker engine for the CI runners: {err}")
+        work, origin = make_project(scratch)
+        spec = work / "cicd" / "pipeline.yaml"
+        text, ports = spec.read_text(), {}
+        for name, default in (("staging", 18081), ("production", 18082), ("integration", 18080)):
+            ports[name] = free_port()
+            text = text.replace(f"port: {default}", f"port: {ports[name]}")
+        spec.write_text(text)
+        git(work, "commit", "--quiet", "-am", "chore: free ports for these runners")
+        git(work, "push", "--quiet", "origin", "develop")
+        git(work, "checkout", "--quiet", "-b", FEATURE)
+        (work / "CHANGELOG.md").write_text("- a change on a feature branch\n")
+        git(work, "add", "CHANGELOG.md")
+        git(work, "commit", "--quiet", "-m", "feat: a change that goes all the way to production")
+        git(work, "push", "--quiet", "origin", FEATURE)
+        try:
+            with extra_engine(f"runner-{ci}", scratch) as runner_engine:
+                copy_image(engine, runner_engine.engine, base_image)
+                yield Runners(origin, registry, runner_engine, base_image, scratch, ports)
+        except EngineUnavailableError as err:
+            missing(f"a second Docker engine for the CI runners: {err}")
     finally:
         registry.process.terminate()
         registry.process.wait(timeout=10)
@@ -212,15 +214,15 @@ def _records(origin: Path) -> tuple[list[ReleaseRecord], list[DeployRecord]]:
     return releases, deploys
 
 
-@pytest.mark.parametrize("ci", ["github", "azure"])
-def test_every_job_in_order_on_fresh_runners(ci: str, runners: Runners, tmp_path: Path) -> None:
+def run_in_order(ci: str, runners: Runners, logs: Path) -> None:
+    """Every job of one CI system in the flow's order, each on a fresh runner; then the outcome."""
     for job in JOBS:
         _developer_merges(runners, job, ci)
         checkout, env = runners.fresh_runner(job, ci)
         result = (_act if ci == "github" else _azure)(job, checkout, env, runners)
         out = result.stdout + result.stderr
-        (tmp_path / f"{job.name}.log").write_text(out)
-        assert result.returncode == 0, f"{ci} job {job.name} failed (exit {result.returncode}):\n{out[-6000:]}"
+        (logs / f"{ci}-{job.name}.log").write_text(out)
+        assert result.returncode == 0, f"{ci} job {job.name} failed (exit {result.returncode}):\n{out[-5000:]}"
         if ci == "github":
             assert "Job succeeded" in out, out[-3000:]
     # Build once, promote by digest: one release, pushed, and that digest in both environments.
@@ -231,3 +233,24 @@ def test_every_job_in_order_on_fresh_runners(ci: str, runners: Runners, tmp_path
     assert git(runners.origin, "rev-list", "-n1", "Production") == git(runners.origin, "rev-list", "-n1", "Staging")
     status, meta = request_json(f"http://127.0.0.1:{runners.ports['production']}/metadata")
     assert status == 200 and meta["image_digest"] == digest, meta
+
+
+def test_every_ci_job_in_order_on_fresh_runners(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, tmp_path: Path
+) -> None:
+    """GitHub's five jobs and Azure's five stages. The two systems share nothing (origin, registry,
+    engine, ports), so they run side by side, as two CI services would; each job log is kept."""
+    systems = ("github", "azure")
+    with ExitStack() as stack:
+        runners = {
+            ci: stack.enter_context(open_runners(ci, tmp_path_factory.mktemp(f"ci-{ci}"), engine, base_image))
+            for ci in systems
+        }
+        with ThreadPoolExecutor(len(systems)) as pool:
+            futures = {ci: pool.submit(run_in_order, ci, runners[ci], tmp_path) for ci in systems}
+        errors = {ci: f.exception() for ci, f in futures.items()}
+    for err in errors.values():
+        if isinstance(err, pytest.skip.Exception):
+            raise err
+    failed = {ci: err for ci, err in errors.items() if err is not None}
+    assert not failed, "\n\n".join(f"--- {ci}: {type(e).__name__}: {e}" for ci, e in failed.items())
