@@ -18,6 +18,8 @@ import nox
 
 nox.needs_version = ">=2024.4.15"
 nox.options.reuse_venv = "yes"
+# uv when nox was installed with it (``nox[uv]``, as the README does): venvs in seconds; else virtualenv.
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
 # The Python the sessions run on: what is tested (Debian 12's 3.11.2 in the newcomer test, 3.11.x
