@@ -13,8 +13,8 @@ one job leaves for the next goes through ``origin`` (branches, tags, notes) and 
   variables Azure would set; tasks (``UsePythonVersion``, publishing) are the runner's business.
 
 Between jobs the test does what people do: merges the feature branch into ``develop`` and
-``develop`` into ``main``, as a pull request would. The wheel caches (pip's and the toolkit's
-wheelhouse, both keyed by content) are shared, as a CI cache would restore them.
+``develop`` into ``main``, as a pull request would. Only the toolkit's wheelhouse cache (keyed by
+the requirements' content) is shared, as a CI cache would restore it.
 """
 
 from __future__ import annotations
