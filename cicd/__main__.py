@@ -163,12 +163,22 @@ def _ci(ctx: Any, args: argparse.Namespace) -> int:
         return 0
     for step in steps:
         print(f"\n=== {step.command()}", flush=True)
-        cmd = [sys.executable, "-m", "cicd", "--root", str(ctx.root), "--branch", branch, step.session, *step.args]
-        code = subprocess.run(cmd, check=False).returncode
+        code = subprocess.run(sub_command(args, branch, step.session, step.args), check=False).returncode
         if code != 0:
             print(f"error: {step.command()} failed (exit {code}); the rest of the row did not run", file=sys.stderr)
             return code
     return 0
+
+
+def sub_command(args: argparse.Namespace, branch: str, session: str, session_args: Sequence[str]) -> list[str]:
+    """The command ``ci`` runs for one session: every global option reaches it (a ``--dry-run ci``
+    stays dry, ``--config X ci`` keeps using X)."""
+    cmd = [sys.executable, "-m", "cicd", "--root", str(args.root.resolve()), "--branch", branch]
+    if args.config is not None:
+        cmd += ["--config", str(args.config.resolve())]
+    if args.dry_run:
+        cmd.append("--dry-run")
+    return [*cmd, session, *session_args]
 
 
 def _strip(extra: list[str]) -> list[str]:

@@ -228,7 +228,8 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
         raise TestsFailedError(f"unit tests in {image}", result.exit_code, str(reports))
     if not image.endswith("-dirty"):  # only a committed tree can vouch for a commit
         ctx.repo.add_note(
-            {"stage": "unit", "result": "passed", "time": datetime.now(UTC).isoformat(timespec="seconds")}
+            {"stage": "unit", "result": "passed", "time": datetime.now(UTC).isoformat(timespec="seconds")},
+            dry_run=ctx.dry_run,
         )
     print(f"unit tests passed in {image}; reports in {reports}")
     return {"image": image, "reports": str(reports)}
@@ -402,7 +403,8 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
             "version": record.version,
             "digest": record.digest,
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        },
+        dry_run=ctx.dry_run,
     )
     print(f"integration tests passed against {record.version} ({record.reference})")
     return {"version": record.version, "reference": record.reference}

@@ -196,7 +196,10 @@ class Repo:
         except GitError:
             return None
 
-    def delete_tag(self, name: str) -> None:
+    def delete_tag(self, name: str, *, dry_run: bool = False) -> None:
+        if dry_run:
+            print(f"[dry-run] would delete tag {name}")
+            return
         if name in self.tags():
             self.repo.delete_tag(self.repo.tags[name])
 
@@ -222,7 +225,10 @@ class Repo:
             self._git("fetch", "--quiet", "--tags", "--force", remote, *refspecs)
 
     # --- check records (git notes) -------------------------------------------------------------
-    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD") -> None:
+    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD", *, dry_run: bool = False) -> None:
+        if dry_run:
+            print(f"[dry-run] would add the note {json.dumps(dict(record), sort_keys=True)} to {rev}")
+            return
         self._git("notes", f"--ref={NOTES_REF}", "append", "-m", json.dumps(dict(record), sort_keys=True), rev)
 
     def notes(self, rev: str = "HEAD") -> list[dict[str, Any]]:
@@ -247,11 +253,17 @@ class Repo:
             return False
         return bool(self._git("ls-remote", "--heads", remote, f"refs/heads/{name}").strip())
 
-    def commit_to_new_branch(self, branch: str, files: Mapping[str, Path], message: str, base: str = "HEAD") -> str:
+    def commit_to_new_branch(
+        self, branch: str, files: Mapping[str, Path], message: str, base: str = "HEAD", *, dry_run: bool = False
+    ) -> str:
         """Commit ``files`` (repository path → source file) on a new ``branch`` from ``base``, in a
         temporary worktree: the checkout you are on, its index and its files are never touched.
         Returns the new commit; on any failure the branch is not created."""
         import tempfile
+
+        if dry_run:
+            print(f"[dry-run] would commit {', '.join(files)} on a new branch {branch} from {base}")
+            return self._commit(base).hexsha
 
         with tempfile.TemporaryDirectory(prefix="trainyard-branch-") as tmp:
             tree = Path(tmp) / "tree"

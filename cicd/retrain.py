@@ -131,7 +131,7 @@ def retrain(
     if ctx.dry_run:
         print(f"[dry-run] would commit {', '.join(files)} on a new branch {branch} and push it")
         return result | {"branch": branch, "committed": False}
-    commit = repo.commit_to_new_branch(branch, files, message)
+    commit = repo.commit_to_new_branch(branch, files, message, dry_run=ctx.dry_run)
     try:
         repo.push([f"refs/heads/{branch}"])
     except GitError as err:

@@ -44,3 +44,22 @@ def test_unknown_event() -> None:
 def test_bad_steps(item: str) -> None:
     with pytest.raises(ConfigError, match="is not 'session' or 'session -- args'"):
         parse_steps("feature", [item])
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ci"], []),
+        (["--dry-run", "ci"], ["--dry-run"]),
+        (["--config", "/x/spec.yaml", "ci"], ["--config", "/x/spec.yaml"]),
+        (["--config", "/x/spec.yaml", "--dry-run", "ci", "--plan"], ["--config", "/x/spec.yaml", "--dry-run"]),
+    ],
+)
+def test_ci_passes_every_global_option_to_each_session(argv: list[str], expected: list[str]) -> None:
+    from cicd.__main__ import build_parser, sub_command
+
+    args = build_parser().parse_args(["--root", "/repo", *argv])
+    cmd = sub_command(args, "develop", "deploy", ("staging",))
+    assert cmd[1:3] == ["-m", "cicd"]
+    assert cmd[3:7] == ["--root", "/repo", "--branch", "develop"]
+    assert cmd[7:] == [*expected, "deploy", "staging"]
