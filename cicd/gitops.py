@@ -263,7 +263,7 @@ class Repo:
 
         if dry_run:
             print(f"[dry-run] would commit {', '.join(files)} on a new branch {branch} from {base}")
-            return self._commit(base).hexsha
+            return str(self._commit(base).hexsha)
 
         with tempfile.TemporaryDirectory(prefix="trainyard-branch-") as tmp:
             tree = Path(tmp) / "tree"
