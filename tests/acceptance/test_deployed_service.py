@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ def test_runs_the_recorded_digest(base_url: str, request: pytest.FixtureRequest)
     expected = request.config.getoption("--expected-digest")
     if expected:
         assert meta["image_digest"] == expected
+    else:  # run by hand against a service: it must at least say which image it runs
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", meta["image_digest"]), meta
 
 
 def test_predictions_match_the_release_evaluation(base_url: str, holdout, request: pytest.FixtureRequest) -> None:

@@ -55,8 +55,8 @@ def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project
     ]
     assert rebuilt, "something must be rebuilt"
     assert all("pip install" not in r and "wheelhouse" not in r for r in rebuilt), rebuilt
-    first = min(int(r.split()[1].split("/")[0]) for r in rebuilt)
-    assert "COPY src/" in next(r for r in rebuilt if int(r.split()[1].split("/")[0]) == first) or first > 8
+    first = min(rebuilt, key=lambda r: int(r.split()[1].split("/")[0]))
+    assert "COPY src/" in first, rebuilt  # every layer before the source's stays cached
 
 
 def test_a_failing_unit_test_fails_the_stage_and_shows_why(project: dict[str, Any]) -> None:
