@@ -80,6 +80,16 @@ class Repo:
         self.root = Path(self.repo.working_tree_dir or path)
         self._default_identity()
 
+    def close(self) -> None:
+        """End GitPython's helper processes (``git cat-file``) and their pipes."""
+        self.repo.close()
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _default_identity(self) -> None:
         # CI machines often have no git identity; tags and merges still need one.
         reader = self.repo.config_reader()
@@ -152,11 +162,10 @@ class Repo:
         return [i for i in infos if i is not None]
 
     def messages_since(self, tag: str | None, rev: str = "HEAD") -> list[str]:
-        spec = f"{tag}..{rev}" if tag else rev
-        try:
-            return [str(c.message) for c in self.repo.iter_commits(spec)]
-        except (ValueError, GitCommandError, BadName, BadObject) as err:
-            raise GitError(f"cannot list the commits {spec}; check that {tag or rev!r} exists here") from err
+        # Both ends are resolved first: a failing ``git rev-list`` would leave GitPython's pipe open.
+        end = self._commit(rev).hexsha
+        spec = f"{self._commit(tag).hexsha}..{end}" if tag else end
+        return [str(c.message) for c in self.repo.iter_commits(spec)]
 
     def branches(self) -> list[str]:
         return [h.name for h in self.repo.heads]
