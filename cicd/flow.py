@@ -40,6 +40,7 @@ IN_REPORTS = "/tmp/reports"  # noqa: S108  # nosec B108
 IN_LINT = "/tmp/lint"  # noqa: S108  # nosec B108
 IN_OUT = "/tmp/out"  # noqa: S108  # nosec B108
 RELEASE_DIR = "cicd/release/docker"
+INSTALLER = "cicd/build/docker/installer.txt"  # uv, for both images' installs from the wheelhouse
 
 
 @dataclass
@@ -171,7 +172,11 @@ def build_image(ctx: Context) -> dict[str, Any]:
     cfg, engine = ctx.config, ctx.engine
     engine.ensure_base_image(cfg.images.base)
     platform = engine.platform(cfg.images.base)
-    reqs = [ctx.root / "src/requirements/dev.txt", ctx.root / "cicd/requirements.txt"]
+    reqs = [
+        ctx.root / "src/requirements/dev.txt",
+        ctx.root / "cicd/requirements.txt",
+        ctx.root / INSTALLER,
+    ]
     wheelhouse = ensure_wheelhouse("dev", reqs, platform)
     files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore") + _wheelhouse_files(wheelhouse)
     version = str(compute_version(ctx, ctx.branch()))
@@ -258,6 +263,7 @@ def _release_files(ctx: Context, wheelhouse: Path, wheel: Path, model: Path) -> 
     files = [
         ContextFile("Dockerfile", path=release_dir / "Dockerfile"),
         ContextFile("requirements/default.txt", path=ctx.root / "src/requirements/default.txt"),
+        ContextFile("requirements/installer.txt", path=ctx.root / INSTALLER),
         ContextFile(f"dist/{wheel.name}", path=wheel),
         *_wheelhouse_files(wheelhouse),
         *[ContextFile(f"model/{p.relative_to(model)}", path=p) for p in sorted(model.rglob("*")) if p.is_file()],
@@ -319,7 +325,7 @@ def release(ctx: Context) -> ReleaseRecord:
     pep440 = versioning.to_pep440(version)
     wheel = build_wheel(ctx, pep440, out / "dist")
     runtime = ensure_wheelhouse(
-        "runtime", [ctx.root / "src/requirements/default.txt"], engine.platform(cfg.images.base)
+        "runtime", [ctx.root / "src/requirements/default.txt", ctx.root / INSTALLER], engine.platform(cfg.images.base)
     )
     built = engine.build(
         _release_files(ctx, runtime, wheel, out / "model"),
