@@ -25,13 +25,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from cicd.deploy.records import DeployRecord
@@ -233,24 +231,3 @@ def run_in_order(ci: str, runners: Runners, logs: Path) -> None:
     assert git(runners.origin, "rev-list", "-n1", "Production") == git(runners.origin, "rev-list", "-n1", "Staging")
     status, meta = request_json(f"http://127.0.0.1:{runners.ports['production']}/metadata")
     assert status == 200 and meta["image_digest"] == digest, meta
-
-
-def test_every_ci_job_in_order_on_fresh_runners(
-    tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, tmp_path: Path
-) -> None:
-    """GitHub's five jobs and Azure's five stages. The two systems share nothing (origin, registry,
-    engine, ports), so they run side by side, as two CI services would; each job log is kept."""
-    systems = ("github", "azure")
-    with ExitStack() as stack:
-        runners = {
-            ci: stack.enter_context(open_runners(ci, tmp_path_factory.mktemp(f"ci-{ci}"), engine, base_image))
-            for ci in systems
-        }
-        with ThreadPoolExecutor(len(systems)) as pool:
-            futures = {ci: pool.submit(run_in_order, ci, runners[ci], tmp_path) for ci in systems}
-        errors = {ci: f.exception() for ci, f in futures.items()}
-    for err in errors.values():
-        if isinstance(err, pytest.skip.Exception):
-            raise err
-    failed = {ci: err for ci, err in errors.items() if err is not None}
-    assert not failed, "\n\n".join(f"--- {ci}: {type(e).__name__}: {e}" for ci, e in failed.items())

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from cicd.images import Engine
 from tests.integration.conftest import ROOT, git, make_project, missing
 
@@ -58,25 +56,26 @@ def _docker_socket(engine: Engine) -> str:
     return host.removeprefix("unix://")
 
 
-@pytest.fixture(scope="module")
-def clean_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def clean_clone(tmp: Path) -> Path:
     """A clone as a newcomer gets it: ``git clone`` of an origin holding this project's files."""
-    tmp = tmp_path_factory.mktemp("newcomer")
     _, origin = make_project(tmp)
     git(tmp, "clone", "--quiet", "--branch", "main", str(origin), "trainyard")
     return tmp / "trainyard"
 
 
-def test_the_readme_main_job_runs_verbatim_on_a_fresh_debian(
-    engine: Engine, base_image: str, clean_clone: Path
-) -> None:
+def require_newcomer_image(engine: Engine) -> None:
     if not engine.has_image(NEWCOMER_IMAGE):
         missing(f"no newcomer image {NEWCOMER_IMAGE} (.ci/make-base-image.sh {NEWCOMER_IMAGE} git,ca-certificates)")
+
+
+def run_readme_main_job(engine: Engine, base_image: str, tmp: Path) -> None:
+    """The README's first command in a fresh Debian 12 container on a clean clone; every stage ok."""
+    clone = clean_clone(tmp)
     command = readme_commands()[0]
     assert command.endswith("nox -s demo"), f"the README's first command should run the demo: {command}"
     socket = _docker_socket(engine)
     env: dict[str, Any] = {k: v for k, v in os.environ.items() if _PASSED_ENV.match(k)}
-    env |= {"TRAINYARD_BASE_IMAGE": base_image, "HOME": HOME, "CI": "false"}  # as on a laptop: skips count
+    env |= {"TRAINYARD_BASE_IMAGE": base_image, "HOME": HOME}  # a laptop: no CI variable, no git identity
     bundle = Path("/etc/ssl/certs/ca-certificates.crt")
     container: Any = engine.client.containers.create(
         NEWCOMER_IMAGE,
@@ -87,7 +86,7 @@ def test_the_readme_main_job_runs_verbatim_on_a_fresh_debian(
         working_dir=HOME,
     )
     try:
-        files: dict[str, bytes | Path] = {"trainyard": clean_clone}
+        files: dict[str, bytes | Path] = {"trainyard": clone}
         container.put_archive(HOME, _tar(files))
         if bundle.is_file():  # the host's trust store, where the way out re-signs TLS
             container.put_archive("/etc/ssl/certs", _tar({bundle.name: bundle.read_bytes()}))
