@@ -11,6 +11,7 @@ leaves a gap of a few seconds (one service start) on the port; a proxy in front 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import socket
 import time
@@ -41,10 +42,15 @@ def port_is_free(port: int) -> bool:
 
 
 @contextmanager
-def environment_lock(project: str, environment: str) -> Iterator[None]:
-    """One deployment per environment at a time on this machine; the others are refused at once."""
+def environment_lock(project: str, environment: str, where: str = "") -> Iterator[None]:
+    """One deployment per environment at a time on this machine; the others are refused at once.
+
+    ``where`` (the engine and port) is part of the lock's identity, as it is of the containers':
+    two checkouts whose environments run on other engines or ports never wait for each other.
+    """
     LOCKS.mkdir(parents=True, exist_ok=True)
-    with (LOCKS / f"{project}-{environment}.lock").open("w") as fh:
+    suffix = f"-{hashlib.sha256(where.encode()).hexdigest()[:12]}" if where else ""
+    with (LOCKS / f"{project}-{environment}{suffix}.lock").open("w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -130,7 +136,7 @@ class DockerTarget:
         return healthy
 
     def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
-        with environment_lock(self.config.project, self.env.name):
+        with environment_lock(self.config.project, self.env.name, f"{self.engine.where} {self.env.port}"):
             return self._deploy(reference, image, digest, version, commit)
 
     def _deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:

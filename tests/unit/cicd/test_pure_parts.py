@@ -190,3 +190,18 @@ def test_archives_from_containers_cannot_write_outside(
             with pytest.raises(refused):
                 extract_safely(tar, dest)
             assert not (tmp_path / "escape.txt").exists()
+
+
+def test_the_environment_lock_is_per_engine_and_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cicd.deploy import docker_target
+    from cicd.errors import DeployLockedError
+
+    monkeypatch.setattr(docker_target, "LOCKS", tmp_path)
+    with docker_target.environment_lock("p", "staging", "unix:///a.sock 18081"):
+        with docker_target.environment_lock("p", "staging", "unix:///b.sock 18081"):  # another engine: no wait
+            pass
+        with (
+            pytest.raises(DeployLockedError, match="in progress"),
+            docker_target.environment_lock("p", "staging", "unix:///a.sock 18081"),
+        ):
+            pass
