@@ -134,6 +134,11 @@ class Engine:
         self.where = host or os.environ.get("DOCKER_HOST", "the local socket (/var/run/docker.sock)")
         # TRAINYARD_NO_CACHE=1: build every step again (a cold build; benchmarks use it).
         self.no_cache = os.environ.get("TRAINYARD_NO_CACHE", "") not in ("", "0")
+        address = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        socket_path = Path(address.removeprefix("unix://"))
+        if address.startswith("unix://") and not socket_path.exists():
+            # Said here, before a client exists: docker-py leaks the socket of a failed first call.
+            raise EngineUnavailableError(self.where, f"no socket at {socket_path}")
         try:
             self.client = (
                 docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
