@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cicd.errors import CICDError
+from cicd.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,14 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _dispatch(args)
-    except CICDError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; containers were removed", file=sys.stderr)
-        return 130
+    return run_cli(lambda: _dispatch(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:

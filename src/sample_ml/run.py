@@ -18,7 +18,7 @@ import yaml
 
 from sample_ml import __version__
 from sample_ml.config import DataConfig, Settings, load_settings, with_overrides
-from sample_ml.errors import ConfigError, SampleMLError
+from sample_ml.errors import ConfigError, run_cli
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -125,14 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _dispatch(args)
-    except SampleMLError as err:
-        print(f"sample-ml {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"sample-ml {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_cli(f"sample-ml {args.command}", lambda: _dispatch(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
