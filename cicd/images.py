@@ -131,10 +131,11 @@ class Engine:
 
     def __init__(self, timeout: int = 600, host: str | None = None) -> None:
         """``host``: the engine's address (``unix://``, ``tcp://``, ``ssh://``); default ``DOCKER_HOST``."""
-        self.where = host or os.environ.get("DOCKER_HOST", "the local socket (/var/run/docker.sock)")
+        given = host or os.environ.get("DOCKER_HOST")
+        self.where = given or "the local socket (/var/run/docker.sock)"
         # TRAINYARD_NO_CACHE=1: build every step again (a cold build; benchmarks use it).
         self.no_cache = os.environ.get("TRAINYARD_NO_CACHE", "") not in ("", "0")
-        address = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        address = given or "unix:///var/run/docker.sock"
         socket_path = Path(address.removeprefix("unix://"))
         if address.startswith("unix://") and not socket_path.exists():
             # Said here, before a client exists: docker-py leaks the socket of a failed first call.

@@ -42,15 +42,15 @@ def port_is_free(port: int) -> bool:
 
 
 @contextmanager
-def environment_lock(project: str, environment: str, where: str = "") -> Iterator[None]:
+def environment_lock(project: str, environment: str, where: str) -> Iterator[None]:
     """One deployment per environment at a time on this machine; the others are refused at once.
 
     ``where`` (the engine and port) is part of the lock's identity, as it is of the containers':
     two checkouts whose environments run on other engines or ports never wait for each other.
     """
     LOCKS.mkdir(parents=True, exist_ok=True)
-    suffix = f"-{hashlib.sha256(where.encode()).hexdigest()[:12]}" if where else ""
-    with (LOCKS / f"{project}-{environment}{suffix}.lock").open("w") as fh:
+    key = hashlib.sha256(where.encode()).hexdigest()[:12]
+    with (LOCKS / f"{project}-{environment}-{key}.lock").open("w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -30,26 +30,23 @@ class ExtraEngine:
     engine: Engine
     log: Path
 
-    def clear_images(self, keep: set[str]) -> list[str]:
+    def clear_images(self, keep: set[str]) -> None:
         """Remove every image but those tagged in ``keep``, as a fresh hosted runner starts.
 
         A running container's image (a deployed environment) loses every tag and digest name: a
         later job finds nothing of it by name and must pull it from the registry by digest.
         """
-        removed = []
         for image in self.engine.client.images.list():
             if keep & set(image.tags):
                 continue
             try:
                 self.engine.client.images.remove(image.id, force=True)
             except ImageNotFound:  # gone with an image removed before it
-                continue
+                pass
             except APIError:  # a running container's image cannot go: drop every name it has instead
                 for ref in [*image.tags, *image.attrs.get("RepoDigests", [])]:
                     with suppress(ImageNotFound):
                         self.engine.client.images.remove(ref, force=True)
-            removed.append(image.id)
-        return removed
 
 
 @contextmanager
@@ -106,6 +103,6 @@ def _answers(path: Path) -> bool:
 
 
 def copy_image(source: Engine, target: Engine, ref: str) -> None:
-    """``docker save ref | docker load`` between two engines, streamed."""
+    """``docker save ref | docker load`` between two engines (the archive is held in memory)."""
     stream = source.client.images.get(ref).save(named=True)
     target.client.images.load(b"".join(stream))
