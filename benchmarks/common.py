@@ -14,4 +14,4 @@ def prepare(output: Path) -> Engine:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CICDError(f"cannot create the output folder {output} ({err.strerror}); pass --output DIR") from None
-    return Engine()  # EngineUnavailableError says how to start one
+    return Engine.from_env()  # EngineUnavailableError says how to start one

@@ -51,7 +51,7 @@ class Lab:
         from cicd.http import free_port
         from cicd.images import Engine
 
-        self.tmp, self.engine = tmp, Engine()
+        self.tmp, self.engine = tmp, Engine.from_env()
         self.registry_dir = tmp / "registry"
         self.registry_port = free_port()
         self.registry: subprocess.Popen[bytes] | None = None
@@ -146,7 +146,7 @@ class Lab:
 
     def containers(self, env: str) -> int:
         labels = {f"{LABEL}.environment": env, f"{LABEL}.port": str(self.ports[env])}
-        return len(self.engine.containers(labels))
+        return len(self.engine.containers.find(labels))
 
     def tags(self, prefix: str) -> list[str]:
         names = subprocess.run(
@@ -370,13 +370,13 @@ def drill_canary_password(lab: Lab) -> Drill:
     record = json.loads((lab.work / "artifacts/release.json").read_text())
     images = [f"trainyard/sample-ml-build:{lab.git('rev-parse', 'develop')[:12]}", record["image"]]
     for ref in images:
-        attrs = lab.engine.image_attrs(ref)
+        attrs = lab.engine.images.attrs(ref)
         config = attrs.get("Config") or {}
         if canary in json.dumps(config.get("Labels") or {}):
             found.append(f"{ref} labels")
         if canary in json.dumps(config.get("Env") or []):
             found.append(f"{ref} env")
-        if canary in json.dumps(lab.engine.image_history(ref)):
+        if canary in json.dumps(lab.engine.images.history(ref)):
             found.append(f"{ref} history")
         image = lab.engine.client.images.get(ref)
         with tempfile.TemporaryFile() as tar:

@@ -109,14 +109,12 @@ def env(**values: str | None) -> Iterator[None]:
 # --- images ------------------------------------------------------------------------------------
 def context(work: Path, cold: bool) -> Any:
     from cicd.config import load_config
-    from cicd.flow import Context
+    from cicd.context import Context
     from cicd.images import Engine
 
     with env(TRAINYARD_NO_CACHE="1" if cold else None):
-        engine = Engine()
-    ctx = Context(config=load_config(work / "cicd/pipeline.yaml"), root=work)
-    ctx.__dict__["engine"] = engine  # the cached_property's slot
-    return ctx
+        engine = Engine.from_env()
+    return Context(config=load_config(work / "cicd/pipeline.yaml"), root=work).use(engine=engine)
 
 
 def build_baseline(ctx: Any) -> str:
@@ -125,20 +123,20 @@ def build_baseline(ctx: Any) -> str:
 
     cfg, engine = ctx.config, ctx.engine
     reqs = [ctx.root / "src/requirements/dev.txt", ctx.root / "cicd/requirements.txt"]
-    wheelhouse = ensure_wheelhouse("dev", reqs, engine.platform(cfg.images.base))  # the same one ours uses
+    wheelhouse = ensure_wheelhouse("dev", reqs, engine.images.platform(cfg.images.base))  # the same one ours uses
     files = [
         *tree_files(ctx.root, BASELINE / ".dockerignore"),
         ContextFile("Dockerfile", path=BASELINE / "Dockerfile"),
         *[ContextFile(f"wheelhouse/{p.name}", path=p) for p in sorted(wheelhouse.glob("*.whl"))],
     ]
-    result = engine.build(
+    result = engine.images.build(
         files, "Dockerfile", "trainyard/bench-baseline:latest", buildargs={"BASE_IMAGE": cfg.images.base}
     )
     return str(result.image_id)
 
 
 def image_size(ctx: Any, ref: str) -> float:
-    return float(ctx.engine.image_attrs(ref)["Size"]) / 1e6
+    return float(ctx.engine.images.attrs(ref)["Size"]) / 1e6
 
 
 def du_mb(ctx: Any, image: str, *paths: str) -> float:
@@ -175,14 +173,13 @@ def serve_latency(ctx: Any, image: str, n_single: int, n_batches: int, workdir: 
 
     engine = ctx.engine
     port = free_port()
-    cid = engine.start_service(
+    cid = engine.containers.start_service(
         image, f"trainyard-bench-{port}", {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port)}
     )
     try:
         if not wait_healthy(f"http://127.0.0.1:{port}/health", 60):
-            raise RuntimeError(f"the release image never became healthy: {engine.logs_tail(cid)}")
-        container = engine.client.containers.get(cid)
-        engine.copy_from(container, "/opt/model", workdir / "model")
+            raise RuntimeError(f"the release image never became healthy: {engine.containers.logs_tail(cid)}")
+        engine.containers.copy_out(cid, "/opt/model", workdir / "model")
         single, batch = records(n_single), records(1000, seed=1)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
@@ -203,7 +200,7 @@ def serve_latency(ctx: Any, image: str, n_single: int, n_batches: int, workdir: 
         http_batch = [post(batch) for _ in range(n_batches)]
         conn.close()
     finally:
-        engine.stop(cid)
+        engine.containers.stop(cid)
 
     bundle = load_bundle(workdir / "model")
     names = bundle.schema.feature_names
@@ -241,7 +238,7 @@ def fresh_base(ctx: Any) -> str:
     base = ctx.config.images.base
     dockerfile = f"FROM {base}\nLABEL io.trainyard.bench-cold={time.time_ns()}\n".encode()
     ref = "trainyard/bench-base:cold"
-    ctx.engine.build([ContextFile("Dockerfile", data=dockerfile)], "Dockerfile", ref)
+    ctx.engine.images.build([ContextFile("Dockerfile", data=dockerfile)], "Dockerfile", ref)
     return ref
 
 
@@ -328,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["flow_warm"] = flow(work, tmp / "flow-warm", cold_base, cold=False)
     for ref in ("trainyard/bench-baseline:latest", "trainyard/bench-base:cold"):
         with contextlib.suppress(Exception):
-            warm.engine.remove_image(ref)
+            warm.engine.images.remove(ref)
 
     rows = evaluate(figures)
     figures["rows"] = [asdict(r) for r in rows]

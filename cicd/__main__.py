@@ -1,18 +1,23 @@
 """Command line of the toolkit: ``python -m cicd <command>``; the nox sessions call this.
 
-Errors the user can act on print one line (``error: ...``) and exit 2 (1 for failed tests or
-a failed gate); anything else is a bug and keeps its traceback.
+Progress goes to stderr; with ``--json`` the command's result is printed on stdout as one JSON
+document (with the writes it made, or would have made with ``--dry-run``), for CI to keep and
+scripts to read. Errors the user can act on print one line (``error: ...``) and exit 2 (1 for
+failed tests or a failed gate); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cicd import proc
 from cicd.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, default=ROOT, help="the repository to work on (default: this one)")
     parser.add_argument("--branch", help="act as if on this branch (default: CI variables, then git)")
     parser.add_argument("--dry-run", action="store_true", help="log writes to git, Docker and registries instead")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress: stderr)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="progress: warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="the whole flow in a throwaway copy of this repository; print a report")
     demo.add_argument("--workdir", type=Path, default=None, help="where the copy goes (default: a new temp folder)")
@@ -74,7 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True
+    )
     return run_cli(lambda: _dispatch(args))
+
+
+def plain(value: Any) -> Any:
+    """A result as JSON-ready data: dataclasses (records, stages) become mappings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -86,81 +109,99 @@ def _dispatch(args: argparse.Namespace) -> int:
             stages = run_local(root, args.workdir or root / "artifacts" / "demo")
         else:
             stages = run_flow(root, args.workdir, args.keep)
-        print(report(stages))
-        return 0 if all(s.ok for s in stages) else 1
+        ok = all(s.ok for s in stages)
+        print(json.dumps({"ok": ok, "stages": plain(stages)}, indent=2) if args.json else report(stages))
+        return 0 if ok else 1
 
-    from cicd import flow
     from cicd.config import load_config
+    from cicd.context import Context
 
     config = load_config(args.config or root / "cicd" / "pipeline.yaml")
-    ctx = flow.Context(config=config, root=root, dry_run=args.dry_run, branch_override=args.branch)
-    if args.command == "config":
-        print(config)
-    elif args.command == "version":
-        print(flow.compute_version(ctx, ctx.branch()))
-    elif args.command == "build":
-        flow.build_image(ctx)
-    elif args.command == "unit":
-        flow.unit(ctx, _strip(args.pytest_args))
-    elif args.command == "lint":
-        flow.lint(ctx)
-    elif args.command == "release":
-        record = flow.release(ctx)
-        print(json.dumps({"version": record.version, "reference": record.reference, "tag": record.tag}))
-    elif args.command == "retrain":
+    ctx = Context(config=config, root=root, dry_run=args.dry_run, branch_override=args.branch)
+    try:
+        code, result, human = _run(ctx, args)
+        if args.json:
+            out = {"command": args.command, "dry_run": args.dry_run, "result": plain(result)}
+            print(json.dumps({**out, "writes": ctx.writes.journal}, indent=2, sort_keys=True, default=str))
+        elif human is not None:
+            print(human)
+        return code
+    finally:
+        ctx.close()
+
+
+def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
+    """Run the command: its exit code, its result (data) and what to print without ``--json``."""
+    from cicd import flow
+
+    command = args.command
+    if command == "config":
+        return 0, ctx.config, str(ctx.config)
+    if command == "version":
+        version = str(flow.compute_version(ctx, ctx.branch()))
+        return 0, {"version": version}, version
+    if command == "ci":
+        return _ci(ctx, args)
+    if command == "retrain":
         from cicd.retrain import retrain
 
         if args.source and Path(args.source).exists():  # the retrain step runs in the repository root
             args.source = str(Path(args.source).resolve())
         data_args = [f"--{k}={getattr(args, k)}" for k in ("loader", "source", "table") if getattr(args, k)]
-        result = retrain(ctx, force=args.force, data_args=data_args, champion=args.model_dir, date=args.date)
-        print(json.dumps(result))
-    elif args.command in ("deploy", "promote", "rollback", "acceptance", "status"):
+        return 0, retrain(ctx, force=args.force, data_args=data_args, champion=args.model_dir, date=args.date), None
+    if command in ("deploy", "promote", "rollback", "acceptance", "status"):
         from cicd import environments
 
-        if args.command == "deploy":
-            environments.deploy(ctx, args.environment)
-        elif args.command == "promote":
-            environments.promote(ctx, args.environment)
-        elif args.command == "rollback":
-            environments.rollback(ctx, args.environment)
-        elif args.command == "acceptance":
-            environments.acceptance(ctx, args.environment, _strip(args.pytest_args))
-        else:
-            print(environments.format_status(environments.status(ctx)))
-    elif args.command == "ci":
-        return _ci(ctx, args)
-    elif args.command == "merge":
-        flow.merge(ctx, args.source)
-    elif args.command == "integration":
-        flow.integration(ctx, _strip(args.pytest_args))
-    return 0
+        if command == "status":
+            rows = environments.status(ctx)
+            return 0, rows, environments.format_status(rows)
+        if command == "acceptance":
+            return 0, environments.acceptance(ctx, args.environment, _strip(args.pytest_args)), None
+        stage = {"deploy": environments.deploy, "promote": environments.promote, "rollback": environments.rollback}
+        return 0, stage[command](ctx, args.environment), None
+    if command in ("unit", "integration"):
+        run = flow.unit if command == "unit" else flow.integration
+        return 0, run(ctx, _strip(args.pytest_args)), None
+    if command == "merge":
+        return 0, flow.merge(ctx, args.source), None
+    stages = {"build": flow.build_image, "lint": flow.lint, "release": flow.release}
+    return 0, stages[command](ctx), None
 
 
-def _ci(ctx: Any, args: argparse.Namespace) -> int:
-    import subprocess
-
+def _ci(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
     from cicd.gitops import event_from_env
     from cicd.plan import plan
 
+    log = logging.getLogger("cicd.ci")
     branch = args.ci_branch or ctx.branch()
     event = args.event or event_from_env(ctx.env) or "push"
     row, steps = plan(ctx.config.flow, ctx.config.branches, branch, event)
-    print(f"branch {branch!r}, event {event}: row {row!r}")
+    result: dict[str, Any] = {"branch": branch, "event": event, "row": row, "steps": [], "ok": True}
+    log.info("branch %r, event %s: row %r", branch, event, row)
     if not steps:
-        print(f"nothing to run: flow.{row} in {ctx.config.path} lists no sessions")
-        return 0
+        log.info("nothing to run: flow.%s in %s lists no sessions", row, ctx.config.path)
+        return 0, result, None
     for step in steps:
-        print(f"  {step.command()}")
+        log.info("  %s", step.command())
     if args.plan:
-        return 0
+        result["steps"] = [{"command": s.command(), "ran": False} for s in steps]
+        return 0, result, "\n".join(s.command() for s in steps)
     for step in steps:
-        print(f"\n=== {step.command()}", flush=True)
-        code = subprocess.run(sub_command(args, branch, step.session, step.args), check=False).returncode
-        if code != 0:
-            print(f"error: {step.command()} failed (exit {code}); the rest of the row did not run", file=sys.stderr)
-            return code
-    return 0
+        log.info("\n=== %s", step.command())
+        # Each session's own progress streams to stderr; its stdout (its result with --json) is read.
+        done = proc.run(sub_command(args, branch, step.session, step.args), timeout=24 * 3600, keep_output=args.json)
+        entry: dict[str, Any] = {"command": step.command(), "exit_code": done.exit_code}
+        if args.json:
+            try:
+                entry["result"] = json.loads(done.output)
+            except ValueError:
+                entry["result"] = None
+        result["steps"].append(entry)
+        if not done.ok:
+            log.error("error: %s failed (exit %d); the rest of the row did not run", step.command(), done.exit_code)
+            result["ok"] = False
+            return done.exit_code, result, None
+    return 0, result, None
 
 
 def sub_command(args: argparse.Namespace, branch: str, session: str, session_args: Sequence[str]) -> list[str]:
@@ -171,6 +212,8 @@ def sub_command(args: argparse.Namespace, branch: str, session: str, session_arg
         cmd += ["--config", str(args.config.resolve())]
     if args.dry_run:
         cmd.append("--dry-run")
+    if args.json:
+        cmd.append("--json")
     return [*cmd, session, *session_args]
 
 

@@ -7,7 +7,6 @@ never part of these objects' ``repr``.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from cicd.errors import ConfigError
+from cicd.plan import ROWS, parse_steps
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "pipeline.yaml"
 ENV_BASE_IMAGE = "TRAINYARD_BASE_IMAGE"
@@ -53,7 +53,8 @@ class Registry:
 
 @dataclass(frozen=True)
 class Branches:
-    feature: str
+    """Branch rules: ``develop`` and the ``release`` branches; every other branch is a feature branch."""
+
     develop: str
     release: tuple[str, ...]
 
@@ -65,14 +66,9 @@ class Branches:
             return "develop"
         return "feature"
 
-    def is_feature(self, branch: str) -> bool:
-        return fnmatch.fnmatchcase(branch, self.feature)
-
 
 @dataclass(frozen=True)
 class Tags:
-    staging: str
-    production: str
     release: str
 
     def release_tag(self, version: str) -> str:
@@ -107,6 +103,8 @@ class Environment:
     health_path: str = "/health"
     health_timeout: float = 60.0
     settings: Mapping[str, Any] = field(default_factory=dict)
+    tag: str | None = None  # the moving tag on the commit it runs (``Staging``), if any
+    promote_from: str | None = None  # the environment ``promote`` takes its release from
 
     @property
     def url(self) -> str:
@@ -204,7 +202,7 @@ _TOP = {
     "environments",
     "flow",
 }
-_ENV_KEYS = {"branch", "target", "port", "health_path", "health_timeout", "settings"}
+_ENV_KEYS = {"branch", "target", "port", "health_path", "health_timeout", "settings", "tag", "promote_from"}
 TARGETS = ("docker", "kubernetes")
 
 
@@ -250,22 +248,23 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             password_env=r.string("registry.password_env", False, "TRAINYARD_REGISTRY_PASSWORD"),
         )
 
-    r.unknown_keys("branches", r.section("branches"), {"feature", "develop", "release"})
-    branches = Branches(
-        feature=r.string("branches.feature"),
-        develop=r.string("branches.develop"),
-        release=r.strings("branches.release"),
-    )
-    r.unknown_keys("tags", r.section("tags"), {"staging", "production", "release"})
-    tags = Tags(
-        staging=r.string("tags.staging"),
-        production=r.string("tags.production"),
-        release=r.string("tags.release"),
-    )
+    branches_raw = r.section("branches")
+    if "feature" in branches_raw:
+        raise r.fail(
+            "branches.feature",
+            "is no longer read (every branch that is not develop or a release branch "
+            "is a feature branch); delete the line",
+        )
+    r.unknown_keys("branches", branches_raw, {"develop", "release"})
+    branches = Branches(develop=r.string("branches.develop"), release=r.strings("branches.release"))
+    tags_raw = r.section("tags")
+    for moved in ("staging", "production"):
+        if moved in tags_raw:
+            raise r.fail(f"tags.{moved}", f"moved to environments.{moved}.tag (each environment names its own tag)")
+    r.unknown_keys("tags", tags_raw, {"release"})
+    tags = Tags(release=r.string("tags.release"))
     if "{version}" not in tags.release:
         raise r.fail("tags.release", f"must contain '{{version}}', got {tags.release!r}")
-    if tags.staging == tags.production:
-        raise r.fail("tags", "staging and production must be different tag names")
 
     rel = r.section("release", required=False)
     r.unknown_keys("release", rel, {"prerelease", "initial_version", "train_timeout"})
@@ -312,10 +311,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             health_path=r.string(f"{key}.health_path", False, "/health"),
             health_timeout=float(timeout),
             settings=dict(settings),
+            tag=r.string(f"{key}.tag", False, None) if spec.get("tag") is not None else None,
+            promote_from=r.string(f"{key}.promote_from", False, None) if spec.get("promote_from") is not None else None,
         )
-    ports = [e.port for e in environments.values() if e.target == "docker"]
-    if len(ports) != len(set(ports)):
-        raise r.fail("environments", f"two docker environments share a port: {ports}")
+    _check_environments(r, environments)
 
     return PipelineConfig(
         path=path,
@@ -335,9 +334,33 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     )
 
 
-def _flow(r: _Reader) -> dict[str, tuple[str, ...]]:
-    from cicd.plan import ROWS, parse_steps
+def _check_environments(r: _Reader, environments: Mapping[str, Environment]) -> None:
+    """Ports and tags unique; ``promote_from`` names another environment and never loops."""
+    ports = [e.port for e in environments.values() if e.target == "docker"]
+    if len(ports) != len(set(ports)):
+        raise r.fail("environments", f"two docker environments share a port: {ports}")
+    moving = [e.tag for e in environments.values() if e.tag]
+    if len(moving) != len(set(moving)):
+        raise r.fail("environments", f"two environments share a tag: {moving}")
+    for env in environments.values():
+        key = f"environments.{env.name}"
+        if env.tag is not None and (
+            not env.tag.strip() or " " in env.tag or env.tag.startswith(("deploy/", "accepted/"))
+        ):
+            raise r.fail(
+                f"{key}.tag", f"must be a tag name without spaces, not under deploy/ or accepted/, got {env.tag!r}"
+            )
+        seen, source = [env.name], env.promote_from
+        while source is not None:
+            if source not in environments:
+                raise r.fail(f"{key}.promote_from", f"names no environment; defined: {', '.join(environments)}")
+            if source in seen:
+                raise r.fail(f"{key}.promote_from", f"promotions loop: {' → '.join([*seen, source])}")
+            seen.append(source)
+            source = environments[source].promote_from
 
+
+def _flow(r: _Reader) -> dict[str, tuple[str, ...]]:
     raw = r.section("flow", required=False)
     r.unknown_keys("flow", raw, set(ROWS))
     out: dict[str, tuple[str, ...]] = {}

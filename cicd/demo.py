@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,7 +22,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any, cast
 
+from cicd import proc
 from cicd.http import free_port, request_json, wait_healthy
 
 
@@ -65,17 +65,24 @@ FLOW: list[tuple[str, list[str], str | None]] = [
 ]
 
 
-def _summary(output: str) -> str:
-    keep = [
-        line
-        for line in output.splitlines()
-        if re.match(
-            r"^(build image|unit tests passed|released|integration tests passed|merged|staging now|"
-            r"production now|acceptance tests passed|production\s)",
-            line,
-        )
-    ]
-    return keep[-1][:110] if keep else (output.strip().splitlines() or [""])[-1][:110]
+def _summary(command: str, result: Any) -> str:
+    """One line for the report, from the command's JSON result (never from its printed text)."""
+    r = result if isinstance(result, dict) else {}
+    lines = {
+        "build": lambda: f"build image {r['image']}: {r['cached_steps']} of {r['steps']} steps from cache",
+        "unit": lambda: f"unit tests passed in {r['image']}",
+        "release": lambda: f"released {r['version']}: {r['reference']}",
+        "integration": lambda: f"integration tests passed against {r['version']} ({r['reference']})",
+        "merge": lambda: f"merged {r['source']} into {r['target']} at {r['commit'][:12]}",
+        "deploy": lambda: f"{r['environment']} now runs {r['version']} ({r['digest'][:19]})",
+        "acceptance": lambda: f"acceptance passed on {r['environment']}; recorded as {r['tag']}",
+        "promote": lambda: f"{r['environment']} now runs {r['version']} ({r['digest'][:19]})" if r else "nothing to do",
+        "status": lambda: ", ".join(f"{row['environment']}: {row['health']}" for row in result),
+    }
+    try:
+        return lines[command]()[:110]
+    except (KeyError, TypeError):
+        return json.dumps(result)[:110]
 
 
 def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
@@ -86,7 +93,7 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
 
     stages: list[Stage] = []
     start = time.perf_counter()
-    engine = Engine()  # fail early, with advice, when no engine answers
+    engine = Engine.from_env()  # fail early, with advice, when no engine answers
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="trainyard-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     work, _origin = throwaway_clone(root, base)
@@ -101,33 +108,28 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     stages.append(Stage("clone", True, time.perf_counter() - start, f"throwaway copy in {work}"))
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
-    env = {**os.environ}
     try:
         for name, args, branch in FLOW:
             if branch:
                 repo.switch(branch, pull="origin" if branch == "main" else None)
-            print(f"\n=== {name}: python -m cicd {' '.join(args)}", flush=True)
+            print(f"\n=== {name}: python -m cicd {' '.join(args)}", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             log = logs / f"{len(stages):02d}-{args[0]}.log"
             with log.open("w") as fh:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "cicd", "--root", str(work), *args],
+                done = proc.run(
+                    [sys.executable, "-m", "cicd", "--root", str(work), "--json", *args],
                     cwd=work,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
+                    timeout=3600,
+                    stream=cast(IO[str], _Tee(fh, sys.stderr)),
+                    keep_output=True,
                 )
-                assert proc.stdout is not None
-                output = []
-                for line in proc.stdout:
-                    fh.write(line)
-                    output.append(line)
-                    print(line, end="", flush=True)
-                code = proc.wait()
-            text_out = "".join(output)
-            ok = code == 0
-            detail = _summary(text_out) if ok else f"exit {code}: see {log}"
+            ok = done.ok
+            try:
+                detail = (
+                    _summary(args[0], json.loads(done.output)["result"]) if ok else f"exit {done.exit_code}: see {log}"
+                )
+            except (ValueError, KeyError):
+                ok, detail = False, f"no JSON result (exit {done.exit_code}): see {log}"
             stages.append(Stage(name, ok, time.perf_counter() - t0, detail))
             if not ok:
                 break
@@ -136,13 +138,31 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
             config = load_config(spec, env={})
             for environment in config.environments.values():
                 DockerTarget(config, environment, engine).stop()
-        print(f"\nreport: {write_report(stages, base / 'report.json')}")
+        engine.close()
+        repo.close()
+        print(f"\nreport: {write_report(stages, base / 'report.json')}", file=sys.stderr)
     return stages
 
 
+class _Tee:
+    """Write to several streams at once (the stage's log file and the terminal)."""
+
+    def __init__(self, *streams: IO[str]) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
 # --- the short version, no Docker ----------------------------------------------------------
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sample_ml.run", *args], cwd=cwd, text=True, check=False)
+def _cli(*args: str, cwd: Path) -> proc.Completed:
+    return proc.run([sys.executable, "-m", "sample_ml.run", *args], cwd=cwd, timeout=900)
 
 
 def _records(data: Path, n: int) -> list[dict[str, float | int]]:
@@ -183,7 +203,7 @@ def _serve_check(root: Path, model: Path, data: Path, log: Path) -> str:
 
 def run_local(root: Path, workdir: Path) -> list[Stage]:
     stages = _run_local(root, workdir)
-    print(f"\nreport: {write_report(stages, workdir / 'report.json')}")
+    print(f"\nreport: {write_report(stages, workdir / 'report.json')}", file=sys.stderr)
     return stages
 
 
@@ -207,8 +227,8 @@ def _run_local(root: Path, workdir: Path) -> list[Stage]:
     for name, args, detail in steps:
         start = time.perf_counter()
         result = _cli(*args, cwd=root)
-        ok = result.returncode == 0
-        stages.append(Stage(name, ok, time.perf_counter() - start, detail if ok else f"exit code {result.returncode}"))
+        ok = result.ok
+        stages.append(Stage(name, ok, time.perf_counter() - start, detail if ok else f"exit code {result.exit_code}"))
         if not ok:
             return stages
     start = time.perf_counter()

@@ -1,79 +1,64 @@
-"""The last two rows of the flow: deploy, acceptance, promote, rollback, status.
+"""The last rows of the flow: deploy, acceptance, promote, rollback, status.
 
 Git is the record: each deployment adds an immutable ``deploy/<env>/<time>`` tag and moves the
-environment's tag (``Staging``, ``Production``); acceptance adds ``accepted/<env>/<time>``.
-Promotion deploys the digest that Staging runs; nothing on these paths builds an image.
+environment's own tag (``environments.<name>.tag``: ``Staging``, ``Production``); acceptance
+adds ``accepted/<env>/<time>``. Promotion deploys the digest its source environment
+(``environments.<name>.promote_from``) runs and passed acceptance with; nothing on these paths
+builds an image. Every write asks the context's :class:`~cicd.writes.Writes` first.
 """
 
 from __future__ import annotations
 
 import getpass
-import subprocess
+import logging
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol
 
+from cicd import proc
 from cicd.config import Environment
+from cicd.context import Context
 from cicd.deploy import Live, get_target
-from cicd.deploy.records import AcceptanceRecord, DeployRecord, history, previous_distinct
 from cicd.errors import DeployError, PromotionError, PushError, TestsFailedError
-from cicd.flow import Context, current_release
+from cicd.flow import current_release, release_records
 from cicd.http import request_json
-from cicd.records import ReleaseRecord
+from cicd.records import AcceptanceRecord, DeployRecord, history, now, previous_distinct, scan, timestamp
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class Deployable(Protocol):
+    """What a deploy needs of a release, or of an earlier deployment run again."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def image(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
 
 
 def _who(ctx: Context) -> str:
     return ctx.env.get("GITHUB_ACTOR") or ctx.env.get("BUILD_REQUESTEDFOR") or getpass.getuser()
 
 
-def env_tag(ctx: Context, env: Environment) -> str | None:
-    tags = ctx.config.tags
-    return {"staging": tags.staging, "production": tags.production}.get(env.name)
-
-
-def _tag_records(ctx: Context, prefix: str, parse: Callable[[str, str], T | None]) -> list[T]:
-    out = []
-    for name in ctx.repo.tags():
-        if name.startswith(prefix):
-            info = ctx.repo.tag(name)
-            record = parse(name, info.message) if info else None
-            if record is not None:
-                out.append(record)
-    return out
-
-
 def deploy_records(ctx: Context) -> list[DeployRecord]:
-    return _tag_records(ctx, "deploy/", DeployRecord.from_message)
+    """Every deployment, newest first."""
+    return scan(ctx.repo.tag_infos(), DeployRecord)
 
 
 def acceptance_records(ctx: Context) -> list[AcceptanceRecord]:
-    return _tag_records(ctx, "accepted/", AcceptanceRecord.from_message)
-
-
-def _as_release(record: DeployRecord) -> ReleaseRecord:
-    """What a recorded deployment ran, as a release to deploy again (promotion, rollback)."""
-    return ReleaseRecord(
-        version=record.version,
-        pep440="",
-        commit=record.commit,
-        tree="",
-        branch="",
-        image=record.image,
-        reference=record.reference,
-        digest=record.digest,
-        created=record.time,
-    )
+    """Every acceptance verdict, newest first."""
+    return scan(ctx.repo.tag_infos(), AcceptanceRecord)
 
 
 def _local_image(ctx: Context, reference: str, image: str) -> str:
     """The image to run: pulled by digest when it lives in a registry, else the local image id."""
     registry = ctx.config.registry
     if registry is not None and "@" in reference:
-        return ctx.engine.pull(reference, registry.credentials())
-    if not ctx.engine.has_image(image):
+        return ctx.engine.registry.pull(reference, registry.credentials())
+    if not ctx.engine.images.exists(image):
         raise DeployError(f"image {image[:19]} is not on this engine and no registry holds it; run the release again")
     return image
 
@@ -81,40 +66,43 @@ def _local_image(ctx: Context, reference: str, image: str) -> str:
 def _record_and_push(ctx: Context, env: Environment, record: DeployRecord, commit: str) -> None:
     """Add the immutable record, move the environment's tag, push both atomically (with a lease)."""
     repo = ctx.repo
-    moving = env_tag(ctx, env)
+    moving = env.tag
     old = repo.tag(moving) if moving else None
-    repo.create_tag(record.tag, record.to_message(), rev=commit, dry_run=ctx.dry_run)
+    before = repo.tag_object(moving) if moving else None
+    repo.create_tag(record.tag, record.to_message(), rev=commit)
     refspecs = [f"refs/tags/{record.tag}"]
     lease: list[str] = []
     if moving:
-        before = repo.tag_object(moving)
-        repo.create_tag(
-            moving, f"{env.name}: {record.version} {record.digest}\n", rev=commit, force=True, dry_run=ctx.dry_run
-        )
+        repo.create_tag(moving, f"{env.name}: {record.version} {record.digest}\n", rev=commit, force=True)
         refspecs.append(f"+refs/tags/{moving}")
         lease = [f"--force-with-lease=refs/tags/{moving}:{before or ''}"]
-    if repo.has_remote() and not ctx.dry_run:
-        try:
-            repo.push(refspecs, extra=lease)
-        except PushError:
-            repo.delete_tag(record.tag)
-            if moving:
-                if old is not None:
-                    repo.create_tag(moving, old.message, rev=old.commit, force=True)
-                else:
-                    repo.delete_tag(moving)
-            raise
+    if not repo.has_remote():
+        return
+    try:
+        repo.push(refspecs, extra=lease)
+    except PushError:
+        repo.delete_tag(record.tag)
+        if moving:
+            if old is not None:
+                repo.create_tag(moving, old.message, rev=old.commit, force=True)
+            else:
+                repo.delete_tag(moving)
+        raise
 
 
 def deploy(
     ctx: Context,
     name: str,
     *,
-    release: ReleaseRecord | None = None,
+    release: Deployable | None = None,
     kind: str = "deploy",
     check_branch: bool = True,
     commit: str | None = None,
 ) -> DeployRecord:
+    """Run a release (default: this commit's) in ``name`` by digest, then record it in git.
+
+    When the record cannot be pushed, the previous release is deployed again and the error raised.
+    """
     cfg, repo = ctx.config, ctx.repo
     env = cfg.environment(name)
     if kind == "deploy":
@@ -128,15 +116,12 @@ def deploy(
             )
     release = release or current_release(ctx)
     commit = commit or repo.head()
-    target = get_target(cfg, env)
+    target = get_target(ctx, env)
     previous = target.live()
     image = _local_image(ctx, release.reference, release.image)
-    print(f"deploying {release.version} ({release.digest}) to {env.name} at {env.url}", flush=True)
-    if ctx.dry_run:
-        print(f"[dry-run] would run {release.reference} in {env.name}")
-    else:
-        target.deploy(release.reference, image, release.digest, release.version, commit)
-    now = datetime.now(UTC)
+    log.info("deploying %s (%s) to %s at %s", release.version, release.digest, env.name, env.url)
+    target.deploy(release.reference, image, release.digest, release.version, commit)
+    when = now()
     record = DeployRecord(
         environment=env.name,
         version=release.version,
@@ -144,17 +129,17 @@ def deploy(
         reference=release.reference,
         image=release.image,
         commit=commit,
-        time=now.isoformat(timespec="seconds"),
+        time=timestamp(when),
         who=_who(ctx),
         kind=kind,
         previous_digest=previous.digest if previous else "",
-        tag=DeployRecord.tag_name(env.name, now),
+        tag=DeployRecord.tag_name(env.name, when),
     )
     try:
         _record_and_push(ctx, env, record, commit)
     except PushError:
         if previous is not None and previous.digest != release.digest:
-            print("the record could not be pushed: restoring the previous release", flush=True)
+            log.warning("the record could not be pushed: restoring the previous release")
             target.deploy(
                 previous.reference,
                 _local_image(ctx, previous.reference, previous.reference),
@@ -163,7 +148,7 @@ def deploy(
                 commit,
             )
         raise
-    print(f"{env.name} now runs {record.version} ({record.digest}); recorded as {record.tag}")
+    log.info("%s now runs %s (%s); recorded as %s", env.name, record.version, record.digest, record.tag)
     return record
 
 
@@ -175,9 +160,10 @@ def _latest(ctx: Context, name: str) -> DeployRecord:
 
 
 def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) -> AcceptanceRecord:
+    """The project's acceptance tests against what ``name`` runs; the verdict is recorded either way."""
     env = ctx.config.environment(name)
     record = _latest(ctx, name)
-    release = next((r for r in _releases(ctx) if r.digest == record.digest), None)
+    release = next((r for r in release_records(ctx) if r.digest == record.digest), None)
     reports = ctx.artifacts / "reports" / f"acceptance-{name}"
     reports.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -193,61 +179,77 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
     ]
     if release is not None and release.metrics.get("model"):
         cmd.append(f"--expected-rmse={release.metrics['model']['rmse']}")
-    code = subprocess.run([*cmd, *(pytest_args or [])], cwd=ctx.root, check=False).returncode
-    now = datetime.now(UTC)
-    result = AcceptanceRecord(
+    result = proc.run([*cmd, *(pytest_args or [])], cwd=ctx.root, timeout=ctx.config.test_timeout, env=ctx.env)
+    when = now()
+    verdict = AcceptanceRecord(
         environment=name,
         deploy_tag=record.tag,
         digest=record.digest,
         commit=record.commit,
-        passed=code == 0,
-        time=now.isoformat(timespec="seconds"),
-        summary=f"pytest exit {code}",
-        tag=AcceptanceRecord.tag_name(name, now),
+        passed=result.ok,
+        time=timestamp(when),
+        summary=f"pytest exit {result.exit_code}: {result.tail[-1] if result.tail else ''}"[:300],
+        tag=AcceptanceRecord.tag_name(name, when),
     )
-    ctx.repo.create_tag(result.tag, result.to_message(), rev=record.commit, dry_run=ctx.dry_run)
-    if ctx.repo.has_remote() and not ctx.dry_run:
-        ctx.repo.push([f"refs/tags/{result.tag}"])
-    if code != 0:
-        raise TestsFailedError(f"acceptance tests against {name} ({env.url})", code, str(reports))
-    print(f"acceptance tests passed against {name} ({record.version}, {record.digest}); recorded as {result.tag}")
-    return result
+    ctx.repo.create_tag(verdict.tag, verdict.to_message(), rev=record.commit)
+    if ctx.repo.has_remote():
+        ctx.repo.push([f"refs/tags/{verdict.tag}"])
+    if not result.ok:
+        raise TestsFailedError(f"acceptance tests against {name} ({env.url})", result.exit_code, str(reports))
+    log.info(
+        "acceptance tests passed against %s (%s, %s); recorded as %s", name, record.version, record.digest, verdict.tag
+    )
+    return verdict
 
 
-def _releases(ctx: Context) -> list[ReleaseRecord]:
-    from cicd.flow import release_records
-
-    return release_records(ctx)
-
-
-def promote(ctx: Context, name: str) -> DeployRecord | None:
-    """Deploy what Staging runs, by digest, to ``name``; tag the Staging commit. No build anywhere."""
+def _accepted_source(ctx: Context, env: Environment) -> tuple[Environment, DeployRecord]:
+    """The deployment of ``env.promote_from`` on the commit its tag names, if it passed acceptance."""
     cfg = ctx.config
-    env = cfg.environment(name)
-    source_env = cfg.environment("staging")
-    staging = ctx.repo.tag(cfg.tags.staging)
-    if staging is None:
-        raise PromotionError(f"there is no {cfg.tags.staging} tag: deploy to staging and pass acceptance first")
-    staged = [r for r in history(deploy_records(ctx), source_env.name) if r.commit == staging.commit]
+    if env.promote_from is None:
+        sources = [e.name for e in cfg.environments.values() if e.promote_from]
+        raise PromotionError(
+            f"{env.name} is not promoted to (no environments.{env.name}.promote_from in {cfg.path}); "
+            f"environments that are: {', '.join(sources) or 'none'}"
+        )
+    source = cfg.environment(env.promote_from)
+    if source.tag is None:
+        raise PromotionError(
+            f"{source.name}, which {env.name} is promoted from, has no tag (environments.{source.name}.tag)"
+        )
+    tagged = ctx.repo.tag(source.tag)
+    if tagged is None:
+        raise PromotionError(f"there is no {source.tag} tag: deploy to {source.name} and pass acceptance there first")
+    staged = [r for r in history(deploy_records(ctx), source.name) if r.commit == tagged.commit]
     if not staged:
-        raise PromotionError(f"no staging deployment is recorded for {staging.commit[:12]}; deploy to staging first")
+        raise PromotionError(
+            f"no {source.name} deployment is recorded for {tagged.commit[:12]}; deploy to {source.name} first"
+        )
     record = staged[0]
     verdicts = [a for a in acceptance_records(ctx) if a.deploy_tag == record.tag]
-    verdicts.sort(key=lambda a: a.tag, reverse=True)
     if not verdicts or not verdicts[0].passed:
         state = "failed" if verdicts else "has not run"
         raise PromotionError(
-            f"acceptance of {record.version} on staging {state}; run `nox -s acceptance -- staging` and fix it first"
+            f"acceptance of {record.version} on {source.name} {state}; "
+            f"run `nox -s acceptance -- {source.name}` and fix it first"
         )
-    production = ctx.repo.tag(cfg.tags.production)
-    live = get_target(cfg, env).live()
-    if production is not None and production.commit == staging.commit and live and live.digest == record.digest:
-        print(f"{name} already runs {record.version} ({record.digest}) from {staging.commit[:12]}: nothing to do")
+    return source, record
+
+
+def promote(ctx: Context, name: str) -> DeployRecord | None:
+    """Deploy what ``promote_from`` runs, by digest, to ``name``; tag that commit. No build anywhere."""
+    env = ctx.config.environment(name)
+    source, record = _accepted_source(ctx, env)
+    current = ctx.repo.tag(env.tag) if env.tag else None
+    live = get_target(ctx, env).live()
+    if current is not None and current.commit == record.commit and live and live.digest == record.digest:
+        log.info(
+            "%s already runs %s (%s) from %s: nothing to do", name, record.version, record.digest, record.commit[:12]
+        )
         return None
-    release = _as_release(record)
-    promoted = deploy(ctx, name, release=release, kind="promote", check_branch=False, commit=staging.commit)
-    if not _smoke(env):
-        print(f"smoke check of {name} failed: rolling back", flush=True)
+    log.info("promoting %s from %s to %s", record.version, source.name, name)
+    promoted = deploy(ctx, name, release=record, kind="promote", check_branch=False, commit=record.commit)
+    if not ctx.dry_run and not _smoke(env):
+        log.warning("smoke check of %s failed: rolling back", name)
         rollback(ctx, name)
         raise PromotionError(f"{record.version} failed its smoke check in {name} and was rolled back")
     return promoted
@@ -263,31 +265,32 @@ def _smoke(env: Environment) -> bool:
 
 
 def rollback(ctx: Context, name: str) -> DeployRecord:
+    """Run ``name``'s newest earlier deployment with a different digest again."""
     env = ctx.config.environment(name)
-    records = history(deploy_records(ctx), name)
-    target_record = previous_distinct(records)
+    target_record = previous_distinct(history(deploy_records(ctx), name))
     if target_record is None:
         raise DeployError(f"{name} has no earlier deployment with a different digest to roll back to")
-    release = _as_release(target_record)
-    return deploy(ctx, env.name, release=release, kind="rollback", check_branch=False, commit=target_record.commit)
+    return deploy(
+        ctx, env.name, release=target_record, kind="rollback", check_branch=False, commit=target_record.commit
+    )
 
 
 def status(ctx: Context) -> list[dict[str, Any]]:
+    """Per environment: its tag's commit, the recorded release, what runs and its health."""
     rows = []
     records = deploy_records(ctx)
     for env in ctx.config.environments.values():
         latest = history(records, env.name)
-        tag = env_tag(ctx, env)
-        tagged = ctx.repo.tag(tag) if tag else None
+        tagged = ctx.repo.tag(env.tag) if env.tag else None
         live: Live | None = None
         try:
-            live = get_target(ctx.config, env).live()
-        except Exception as err:
-            print(f"{env.name}: cannot read the target: {err}", file=sys.stderr)
+            live = get_target(ctx, env).live()
+        except Exception as err:  # one unreachable target must not hide the others
+            log.warning("%s: cannot read the target: %s", env.name, err)
         rows.append(
             {
                 "environment": env.name,
-                "tag": f"{tag} → {tagged.commit[:12]}" if tagged else "-",
+                "tag": f"{env.tag} → {tagged.commit[:12]}" if tagged else "-",
                 "version": latest[0].version if latest else "-",
                 "digest": latest[0].digest if latest else "-",
                 "running": live.digest if live else "-",

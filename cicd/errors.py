@@ -136,6 +136,16 @@ class PromotionError(DeployError):
     pass
 
 
+class CommandError(CICDError):
+    """A child process failed, timed out or could not start; carries the command, exit code and output tail."""
+
+    def __init__(self, command: str, exit_code: int | None, tail: list[str], reason: str = "") -> None:
+        self.command, self.code, self.tail = command, exit_code, tail
+        lines = "\n".join(f"    {line}" for line in tail[-15:])
+        why = reason or f"exited {exit_code}"
+        super().__init__(f"{command} {why}" + (f"; its last lines:\n{lines}" if lines else ""))
+
+
 class RetrainError(CICDError):
     """The project's retrain command refused its input or failed, or its branch could not be pushed."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 from gitdb.exc import BadName, BadObject
 
 from cicd.errors import DirtyTreeError, GitError, MergeConflictError, PushError
+from cicd.writes import Writes
 
 NOTES_REF = "trainyard"
 
@@ -70,7 +72,9 @@ class TagInfo:
 class Repo:
     """A thin wrapper whose methods raise :class:`GitError` subclasses, never GitPython's."""
 
-    def __init__(self, path: str | Path = ".") -> None:
+    def __init__(self, path: str | Path = ".", *, writes: Writes | None = None) -> None:
+        """``writes``: the gate every write asks first (``--dry-run`` says no); default: writes allowed."""
+        self.writes = writes or Writes()
         try:
             self.repo = git.Repo(path, search_parent_directories=True)
         except (InvalidGitRepositoryError, NoSuchPathError) as err:
@@ -148,6 +152,16 @@ class Repo:
     def tags(self) -> list[str]:
         return [t.name for t in self.repo.tags]
 
+    def tag_infos(self) -> list[TagInfo]:
+        """Every tag with its commit and message (empty for a lightweight tag), in one pass."""
+        out = []
+        for ref in self.repo.tags:
+            try:
+                out.append(TagInfo(ref.name, ref.commit.hexsha, ref.tag.message if ref.tag is not None else ""))
+            except ValueError:  # a tag that points at a tree or blob, not a commit
+                continue
+        return out
+
     def tag(self, name: str) -> TagInfo | None:
         try:
             ref = self.repo.tags[name]
@@ -155,11 +169,6 @@ class Repo:
             return None
         message = ref.tag.message if ref.tag is not None else ""
         return TagInfo(name=name, commit=ref.commit.hexsha, message=message)
-
-    def tags_at(self, rev: str = "HEAD") -> list[TagInfo]:
-        sha = self._commit(rev).hexsha
-        infos = [self.tag(t.name) for t in self.repo.tags if t.commit.hexsha == sha]
-        return [i for i in infos if i is not None]
 
     def messages_since(self, tag: str | None, rev: str = "HEAD") -> list[str]:
         # Both ends are resolved first: a failing ``git rev-list`` would leave GitPython's pipe open.
@@ -184,15 +193,19 @@ class Repo:
     def has_remote(self, name: str = "origin") -> bool:
         return name in [r.name for r in self.repo.remotes]
 
+    def remote_url(self, name: str = "origin") -> str | None:
+        """The remote's URL without credentials, or None when there is no such remote."""
+        if not self.has_remote(name):
+            return None
+        return re.sub(r"//[^/@]+@", "//", str(self.repo.remotes[name].url))
+
     # --- writing -------------------------------------------------------------------------------
-    def create_tag(
-        self, name: str, message: str, rev: str = "HEAD", *, force: bool = False, dry_run: bool = False
-    ) -> None:
-        if dry_run:
-            print(f"[dry-run] would tag {rev} as {name}")
-            return
+    def create_tag(self, name: str, message: str, rev: str = "HEAD", *, force: bool = False) -> None:
         if not force and name in self.tags():
             raise GitError(f"tag {name!r} already exists; records are immutable, choose a new name")
+        sha = self.rev(rev)
+        if not self.writes.allow(f"tag {sha[:12]} as {name}"):
+            return
         try:
             self.repo.create_tag(name, ref=rev, message=message, force=force)
         except GitCommandError as err:
@@ -205,22 +218,16 @@ class Repo:
         except GitError:
             return None
 
-    def delete_tag(self, name: str, *, dry_run: bool = False) -> None:
-        if dry_run:
-            print(f"[dry-run] would delete tag {name}")
-            return
-        if name in self.tags():
+    def delete_tag(self, name: str) -> None:
+        if name in self.tags() and self.writes.allow(f"delete tag {name}"):
             self.repo.delete_tag(self.repo.tags[name])
 
-    def push(
-        self, refspecs: Sequence[str], remote: str = "origin", *, dry_run: bool = False, extra: Sequence[str] = ()
-    ) -> None:
+    def push(self, refspecs: Sequence[str], remote: str = "origin", *, extra: Sequence[str] = ()) -> None:
         """Push all ``refspecs`` in one atomic transaction: all land or none do."""
-        if dry_run:
-            print(f"[dry-run] would push {' '.join(refspecs)} to {remote} atomically")
-            return
         if not self.has_remote(remote):
             raise PushError(f"no remote named {remote!r}; add it (git remote add {remote} URL) or push by hand")
+        if not self.writes.allow(f"push {' '.join(refspecs)} to {remote} atomically"):
+            return
         try:
             self.repo.git.push("--atomic", "--porcelain", *extra, remote, *refspecs)
         except GitCommandError as err:
@@ -229,14 +236,10 @@ class Repo:
                 f"{(err.stderr or '').strip()}; fetch, check what changed, and run again"
             ) from err
 
-    def fetch(self, remote: str = "origin", *refspecs: str) -> None:
-        if self.has_remote(remote):
-            self._git("fetch", "--quiet", "--tags", "--force", remote, *refspecs)
-
     # --- check records (git notes) -------------------------------------------------------------
-    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD", *, dry_run: bool = False) -> None:
-        if dry_run:
-            print(f"[dry-run] would add the note {json.dumps(dict(record), sort_keys=True)} to {rev}")
+    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD") -> None:
+        sha = self.rev(rev)
+        if not self.writes.allow(f"add the note {json.dumps(dict(record), sort_keys=True)} to {sha[:12]}"):
             return
         self._git("notes", f"--ref={NOTES_REF}", "append", "-m", json.dumps(dict(record), sort_keys=True), rev)
 
@@ -262,21 +265,19 @@ class Repo:
             return False
         return bool(self._git("ls-remote", "--heads", remote, f"refs/heads/{name}").strip())
 
-    def commit_to_new_branch(
-        self, branch: str, files: Mapping[str, Path], message: str, base: str = "HEAD", *, dry_run: bool = False
-    ) -> str:
+    def commit_to_new_branch(self, branch: str, files: Mapping[str, Path], message: str, base: str = "HEAD") -> str:
         """Commit ``files`` (repository path → source file) on a new ``branch`` from ``base``, in a
         temporary worktree: the checkout you are on, its index and its files are never touched.
         Returns the new commit; on any failure the branch is not created."""
         import tempfile
 
-        if dry_run:
-            print(f"[dry-run] would commit {', '.join(files)} on a new branch {branch} from {base}")
-            return str(self._commit(base).hexsha)
+        base_sha = self.rev(base)
+        if not self.writes.allow(f"commit {', '.join(files)} on a new branch {branch} from {base_sha[:12]}"):
+            return base_sha
 
         with tempfile.TemporaryDirectory(prefix="trainyard-branch-") as tmp:
             tree = Path(tmp) / "tree"
-            self._git("worktree", "add", "--quiet", "--detach", str(tree), base)
+            self._git("worktree", "add", "--quiet", "--detach", str(tree), base_sha)
             try:
                 work = Repo(tree).repo  # with the default identity when the machine has none
                 for rel, source in files.items():
@@ -295,25 +296,26 @@ class Repo:
 
     def switch(self, branch: str, *, pull: str | None = None) -> None:
         """Check out ``branch``; with ``pull`` (a remote), fast-forward it to the remote's copy."""
+        if not self.writes.allow(f"check out {branch}" + (f" and fast-forward it from {pull}" if pull else "")):
+            return
         self._git("checkout", "--quiet", branch)
         if pull and self.has_remote(pull):
             self._git("pull", "--quiet", "--ff-only", pull, branch)
 
-    def commit_all(self, message: str, *, dry_run: bool = False) -> str:
+    def commit_all(self, message: str) -> str:
         """Commit every tracked change (with the default identity when the machine has none)."""
-        if dry_run:
-            print(f"[dry-run] would commit all tracked changes: {message}")
+        if not self.writes.allow(f"commit all tracked changes: {message.splitlines()[0] if message else ''}"):
             return self.head()
         self._git("commit", "--quiet", "--all", "-m", message)
         return self.head()
 
     # --- merging -------------------------------------------------------------------------------
-    def merge(self, source: str, target: str, *, remote: str | None = "origin", dry_run: bool = False) -> str:
+    def merge(self, source: str, target: str, *, remote: str | None = "origin") -> str:
         """Merge ``source`` into ``target`` (no fast-forward), push target; abort cleanly on conflict."""
         start = self.repo.active_branch.name if not self.repo.head.is_detached else self.head()
         self.ensure_clean()
-        if dry_run:
-            print(f"[dry-run] would merge {source} into {target} and push {target}")
+        self.rev(source)
+        if not self.writes.allow(f"merge {source} into {target}"):
             return self.head()
         try:
             self._git("checkout", "--quiet", target)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from cicd import proc
 
 DOCKERFILES = ["cicd/build/docker/Dockerfile", "cicd/release/docker/Dockerfile"]
 YAML = ["cicd/pipeline.yaml"]
@@ -57,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(cmd[0]) is None:
             results.append((name, "DID NOT RUN (not installed)"))
             continue
-        proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, check=False)
-        output = proc.stdout + proc.stderr
-        (reports / f"{name}.txt").write_text(output)
-        print(f"--- {name}: {' '.join(cmd)}\n{output.strip()}", flush=True)
-        results.append((name, "passed" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"))
+        print(f"--- {name}: {' '.join(cmd)}", flush=True)
+        with (reports / f"{name}.txt").open("w") as report:
+            done = proc.run([*cmd, *extra], timeout=1800, stream=report)
+        print((reports / f"{name}.txt").read_text().strip(), flush=True)
+        results.append((name, "passed" if done.ok else f"FAILED (exit {done.exit_code})"))
     print("\nlint summary:")
     for name, outcome in results:
         print(f"  {name:14} {outcome}")

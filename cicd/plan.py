@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from cicd.config import Branches
 from cicd.errors import ConfigError
 
 ROWS = ("feature", "develop", "release", "promote", "retrain")
 EVENTS = ("push", "pull_request", "manual", "schedule")
+
+
+class BranchRules(Protocol):
+    def kind(self, branch: str) -> str:
+        """``release``, ``develop`` or ``feature``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ def parse_steps(row: str, raw: Sequence[str]) -> list[Step]:
     return steps
 
 
-def row_for(branches: Branches, branch: str, event: str) -> str:
+def row_for(branches: BranchRules, branch: str, event: str) -> str:
     if event not in EVENTS:
         raise ConfigError(f"unknown event {event!r}; one of {', '.join(EVENTS)}")
     kind = branches.kind(branch)
@@ -50,7 +56,7 @@ def row_for(branches: Branches, branch: str, event: str) -> str:
     return "promote" if event == "manual" else "release"
 
 
-def plan(flow: Mapping[str, Sequence[str]], branches: Branches, branch: str, event: str) -> tuple[str, list[Step]]:
+def plan(flow: Mapping[str, Sequence[str]], branches: BranchRules, branch: str, event: str) -> tuple[str, list[Step]]:
     """The row and its steps for ``branch`` and ``event``."""
     row = row_for(branches, branch, event)
     return row, parse_steps(row, flow.get(row, ()))

@@ -1,23 +1,118 @@
-"""Release records: what was released from which commit, stored in git as annotated tag messages.
+"""Records: what was released, deployed and accepted, kept in git as annotated tags (pure).
 
-A record is JSON after a one-line title, so ``git show v1.2.0-rc.1`` is readable by people and
-later stages parse it back. Pure functions; :mod:`cicd.gitops` reads and writes the tags.
+A record's tag message is a one-line title and a JSON body, so ``git show v1.2.0-rc.1`` is
+readable by people and later stages parse it back. :class:`Record` is the base type (encode,
+decode, validate); :class:`ReleaseRecord` (``v<version>``), :class:`DeployRecord`
+(``deploy/<env>/<time>``) and :class:`AcceptanceRecord` (``accepted/<env>/<time>``) are its
+kinds. :func:`scan` is the one reader of tags: it keeps the valid records of a kind, newest
+first by the record's own time. :mod:`cicd.gitops` reads and writes the tags.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from cicd.errors import ReleaseNotFoundError
 
-MARKER = "trainyard-release"
+log = logging.getLogger(__name__)
+
+
+class Tagged(Protocol):
+    """A tag as :mod:`cicd.gitops` reads it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def commit(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp(when: datetime) -> str:
+    """A record's ``time``: ISO 8601 to the microsecond, so two records of one second still order."""
+    return when.isoformat(timespec="microseconds")
+
+
+def stamp(when: datetime) -> str:
+    """The time part of a record's tag name."""
+    return when.strftime("%Y%m%dT%H%M%S%fZ")
 
 
 @dataclass(frozen=True)
-class ReleaseRecord:
+class Record:
+    MARKER: ClassVar[str] = ""
+    TIME: ClassVar[str] = "time"  # the field that says when the record was made
+
+    tag: str = field(default="", kw_only=True)  # the tag that stores it; not part of the body
+
+    def title(self) -> str:
+        raise NotImplementedError
+
+    def to_message(self) -> str:
+        body = {k: v for k, v in asdict(self).items() if k != "tag"}
+        return f"{self.MARKER} {self.title()}\n\n{json.dumps(body, indent=2, sort_keys=True)}\n"
+
+    @classmethod
+    def from_message(cls, tag: str, message: str) -> Self | None:
+        """The record a tag message holds, or None when it is not one of this kind or not valid."""
+        if not message.startswith(f"{cls.MARKER} "):
+            return None
+        try:
+            data = json.loads(message[message.index("{") :])
+            names = {f.name for f in fields(cls) if f.name != "tag"}
+            if not isinstance(data, dict) or not set(data) <= names:
+                return None
+            record = cls(**data, tag=tag)
+        except (ValueError, TypeError):
+            return None
+        problem = record.problem()
+        if problem:
+            log.warning("ignoring the record in tag %s: %s", tag, problem)
+            return None
+        return record
+
+    def problem(self) -> str | None:
+        """Why this record cannot be trusted as what it says it is, or None."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("str", str) and not isinstance(value, str):
+                return f"{f.name} is not a string"
+            if f.type in ("bool", bool) and not isinstance(value, bool):
+                return f"{f.name} is not true or false"
+        try:
+            self.when()
+        except ValueError:
+            return f"{self.TIME} is not an ISO 8601 time: {getattr(self, self.TIME)!r}"
+        return None
+
+    def when(self) -> datetime:
+        parsed = datetime.fromisoformat(str(getattr(self, self.TIME)))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+R = TypeVar("R", bound=Record)
+
+
+def scan(tags: Iterable[Tagged], kind: type[R]) -> list[R]:
+    """Every valid record of ``kind`` among ``tags``, newest first by its own time (then tag name)."""
+    found = [r for t in tags if (r := kind.from_message(t.name, t.message)) is not None]
+    return sorted(found, key=lambda r: (r.when(), r.tag), reverse=True)
+
+
+@dataclass(frozen=True)
+class ReleaseRecord(Record):
+    MARKER: ClassVar[str] = "trainyard-release"
+    TIME: ClassVar[str] = "created"
+
     version: str
     pep440: str
     commit: str
@@ -28,22 +123,80 @@ class ReleaseRecord:
     digest: str  # the registry manifest digest when pushed, else the image id
     created: str
     metrics: dict[str, Any] = field(default_factory=dict)
-    tag: str = ""
 
-    def to_message(self) -> str:
-        body = {k: v for k, v in asdict(self).items() if k != "tag"}
-        return f"{MARKER} {self.version}\n\n{json.dumps(body, indent=2, sort_keys=True)}\n"
+    def title(self) -> str:
+        return self.version
 
-    @classmethod
-    def from_message(cls, tag: str, message: str) -> ReleaseRecord | None:
-        if not message.startswith(MARKER):
-            return None
-        try:
-            data = json.loads(message[message.index("{") :])
-            record: ReleaseRecord = cls(**data, tag=tag)
-            return record
-        except (ValueError, TypeError):
-            return None
+    def problem(self) -> str | None:
+        if self.tag and self.version not in self.tag:
+            return f"the tag does not name version {self.version}"
+        return super().problem()
+
+
+@dataclass(frozen=True)
+class DeployRecord(Record):
+    MARKER: ClassVar[str] = "trainyard-deploy"
+
+    environment: str
+    version: str
+    digest: str
+    reference: str
+    image: str
+    commit: str
+    time: str
+    who: str
+    kind: str = "deploy"  # deploy | promote | rollback
+    previous_digest: str = ""
+
+    @staticmethod
+    def tag_name(environment: str, when: datetime) -> str:
+        return f"deploy/{environment}/{stamp(when)}"
+
+    def title(self) -> str:
+        return f"{self.environment} {self.version}"
+
+    def problem(self) -> str | None:
+        if self.tag and not self.tag.startswith(f"deploy/{self.environment}/"):
+            return f"it says environment {self.environment!r}, but its tag is {self.tag}"
+        return super().problem()
+
+
+@dataclass(frozen=True)
+class AcceptanceRecord(Record):
+    MARKER: ClassVar[str] = "trainyard-acceptance"
+
+    environment: str
+    deploy_tag: str
+    digest: str
+    commit: str
+    passed: bool
+    time: str
+    summary: str = ""
+
+    @staticmethod
+    def tag_name(environment: str, when: datetime) -> str:
+        return f"accepted/{environment}/{stamp(when)}"
+
+    def title(self) -> str:
+        return f"{self.environment} {'passed' if self.passed else 'failed'}"
+
+    def problem(self) -> str | None:
+        if self.tag and not self.tag.startswith(f"accepted/{self.environment}/"):
+            return f"it says environment {self.environment!r}, but its tag is {self.tag}"
+        return super().problem()
+
+
+def history(records: Iterable[DeployRecord], environment: str) -> list[DeployRecord]:
+    """An environment's deployments, newest first (``records`` as :func:`scan` orders them)."""
+    return [r for r in records if r.environment == environment]
+
+
+def previous_distinct(records: list[DeployRecord]) -> DeployRecord | None:
+    """The newest deployment whose digest differs from the current (first) one: the rollback target."""
+    if not records:
+        return None
+    current = records[0].digest
+    return next((r for r in records[1:] if r.digest != current), None)
 
 
 def find_release(
@@ -51,7 +204,7 @@ def find_release(
 ) -> ReleaseRecord:
     """The newest record for ``commit``; else, among records whose tree equals ``tree`` (a merge of
     the same code), the newest whose commit was merged into this one (``merged``), else the newest."""
-    items = sorted(records, key=lambda r: r.created, reverse=True)
+    items = sorted(records, key=lambda r: (r.when(), r.tag), reverse=True)
     same_tree = [r for r in items if r.tree == tree]
     in_history = [r for r in same_tree if merged is not None and merged(r.commit)]
     for found in ([r for r in items if r.commit == commit], in_history, same_tree):

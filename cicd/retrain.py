@@ -13,8 +13,8 @@ for bad input, and then writes nothing.
 from __future__ import annotations
 
 import json
+import logging
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -22,24 +22,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cicd.errors import ConfigError, GitError, RetrainError
-from cicd.flow import Context
+from cicd import proc
+from cicd.context import Context
+from cicd.errors import CommandError, ConfigError, GitError, RetrainError
+from cicd.writes import mask
+
+log = logging.getLogger(__name__)
 
 DECISION = "decision.json"
 UPDATE = "update"
 
 
 def _run(cmd: Sequence[str], cwd: Path, timeout: int, what: str) -> None:
-    shown = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", " ".join(cmd))  # a database URL's password
-    print(f"$ {shown}", flush=True)
+    passwords = [m.group(1) for c in cmd for m in re.finditer(r"://[^:/@\s]+:([^@\s]+)@", c)]  # a database URL's
+    log.info("$ %s", mask(" ".join(cmd), passwords))
     try:
-        code = subprocess.run(cmd, cwd=cwd, timeout=timeout, check=False).returncode
-    except subprocess.TimeoutExpired:
+        result = proc.run(cmd, cwd=cwd, timeout=timeout, secrets=passwords, what=what)
+    except CommandError as err:
         raise RetrainError(
-            f"{what} took longer than {timeout} s (retrain.timeout in pipeline.yaml); nothing changed"
+            f"{what} took longer than {timeout} s (retrain.timeout in pipeline.yaml) or could not start "
+            f"({err}); nothing changed"
         ) from None
-    if code != 0:
-        raise RetrainError(f"{what} failed (exit {code}): see its message above; nothing was committed")
+    if not result.ok:
+        raise RetrainError(f"{what} failed (exit {result.exit_code}): see its message above; nothing was committed")
 
 
 def _branch_name(ctx: Context, date: str) -> str:
@@ -105,7 +110,7 @@ def retrain(
         raise RetrainError(f"the retrain step wrote no readable {out / DECISION}: {err}") from err
     result: dict[str, Any] = {"outcome": outcome, "branch": None, "report": str(out)}
     if not accepted:
-        print(f"retrain: {outcome}; nothing changed in git (report in {out})")
+        log.info("retrain: %s; nothing changed in git (report in %s)", outcome, out)
         return result
 
     update = out / UPDATE
@@ -128,10 +133,7 @@ def retrain(
     )
     date = date or datetime.now(UTC).strftime("%Y-%m-%d")
     branch = _branch_name(ctx, date)
-    if ctx.dry_run:
-        print(f"[dry-run] would commit {', '.join(files)} on a new branch {branch} and push it")
-        return result | {"branch": branch, "committed": False}
-    commit = repo.commit_to_new_branch(branch, files, message, dry_run=ctx.dry_run)
+    commit = repo.commit_to_new_branch(branch, files, message)
     try:
         repo.push([f"refs/heads/{branch}"])
     except GitError as err:
@@ -139,5 +141,5 @@ def retrain(
             f"the retrain commit {commit[:12]} is on the local branch {branch}, but pushing it failed: {err}. "
             f"Push it with: git push origin {branch}"
         ) from err
-    print(f"retrain: challenger accepted; pushed {branch} ({commit[:12]}). Open a pull request into develop.")
-    return result | {"branch": branch, "commit": commit}
+    log.info("retrain: challenger accepted; pushed %s (%s). Open a pull request into develop.", branch, commit[:12])
+    return result | {"branch": branch, "commit": commit, "committed": not ctx.dry_run}

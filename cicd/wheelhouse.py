@@ -8,18 +8,40 @@ and is reused as long as the requirement files and the platform are unchanged.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from cicd import proc
+from cicd.cache import CACHE
 from cicd.errors import WheelhouseError
-from cicd.images import Platform
 
-DEFAULT_CACHE = Path(os.environ.get("TRAINYARD_CACHE", Path.home() / ".cache" / "trainyard"))
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What an image's Python accepts: its version, CPU architecture and C library."""
+
+    python: str  # "3.11"
+    machine: str  # "x86_64"
+    glibc: str  # "2.36"
+
+    def pip_platforms(self) -> list[str]:
+        """pip ``--platform`` values this interpreter accepts, newest manylinux first."""
+        major, minor = (int(x) for x in self.glibc.split(".")[:2])
+        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 16, -1)]
+        return [*tags, f"manylinux2014_{self.machine}", f"linux_{self.machine}"]
+
+    def key(self) -> str:
+        return f"cp{self.python.replace('.', '')}-{self.machine}-glibc{self.glibc}"
+
+
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement)\s+(\S+)")
 
 
@@ -49,12 +71,12 @@ def wheelhouse_key(files: list[Path], platform: Platform) -> str:
     return digest.hexdigest()[:16]
 
 
-def ensure_wheelhouse(name: str, files: list[Path], platform: Platform, cache: Path = DEFAULT_CACHE) -> Path:
+def ensure_wheelhouse(name: str, files: list[Path], platform: Platform, cache: Path = CACHE) -> Path:
     """Return a folder of wheels for ``files``; download only when the key is new."""
     key = wheelhouse_key(files, platform)
     dest = cache / "wheelhouse" / f"{name}-{key}"
     if (dest / ".complete").is_file():
-        print(f"wheelhouse {dest.name}: reused (requirements unchanged)", flush=True)
+        log.info("wheelhouse %s: reused (requirements unchanged)", dest.name)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest.parent))
@@ -79,11 +101,11 @@ def ensure_wheelhouse(name: str, files: list[Path], platform: Platform, cache: P
         cmd += ["--platform", tag]
     for path in files:
         cmd += ["-r", str(path)]
-    print(f"wheelhouse {dest.name}: resolving {', '.join(p.name for p in files)} for {platform.key()}", flush=True)
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    log.info("wheelhouse %s: resolving %s for %s", dest.name, ", ".join(p.name for p in files), platform.key())
+    result = proc.run(cmd, timeout=1800, stream=False)
+    if not result.ok:
         shutil.rmtree(tmp, ignore_errors=True)
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        tail = "\n".join(result.tail[-15:])
         raise WheelhouseError(
             f"pip could not resolve {', '.join(map(str, files))} for {platform.key()}:\n{tail}\n"
             "check the pins exist as wheels for that platform and that the package index is reachable"

@@ -7,17 +7,19 @@ from typing import TYPE_CHECKING
 from cicd.deploy.base import Live, Target
 
 if TYPE_CHECKING:
-    from cicd.config import Environment, PipelineConfig
+    from cicd.config import Environment
+    from cicd.context import Context
 
 
-def get_target(config: PipelineConfig, env: Environment) -> Target:
+def get_target(ctx: Context, env: Environment) -> Target:
+    """The target that runs ``env``, sharing the context's engine and write gate."""
     if env.target == "kubernetes":
         from cicd.deploy.kubernetes import KubernetesTarget
 
-        return KubernetesTarget(config, env)
+        return KubernetesTarget(ctx.config, env, ctx.writes)
     from cicd.deploy.docker_target import DockerTarget
 
-    return DockerTarget(config, env)
+    return DockerTarget(ctx.config, env, ctx.engine)
 
 
 __all__ = ["Live", "Target", "get_target"]

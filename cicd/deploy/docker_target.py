@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
+import logging
 import socket
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
+from cicd.cache import CACHE
 from cicd.config import Environment, PipelineConfig
 from cicd.deploy.base import Live
 from cicd.errors import ContainerError, DeployLockedError, HealthCheckError, PortInUseError
 from cicd.http import free_port, wait_healthy
-from cicd.images import Engine
+from cicd.images import Container, Engine
 
+log = logging.getLogger(__name__)
 LABEL = "io.trainyard"
-LOCKS = Path(os.environ.get("TRAINYARD_CACHE", Path.home() / ".cache" / "trainyard")) / "locks"
+LOCKS = CACHE / "locks"
 
 
 def port_is_free(port: int) -> bool:
@@ -64,15 +65,8 @@ def environment_lock(project: str, environment: str, where: str) -> Iterator[Non
 
 
 class DockerTarget:
-    def __init__(self, config: PipelineConfig, env: Environment, engine: Engine | None = None) -> None:
-        self.config, self.env = config, env
-        self._engine = engine
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = Engine()
-        return self._engine
+    def __init__(self, config: PipelineConfig, env: Environment, engine: Engine) -> None:
+        self.config, self.env, self.engine = config, env, engine
 
     def _labels(self) -> dict[str, str]:
         # The port is part of the identity: two checkouts of one project on one engine (say, the
@@ -94,15 +88,14 @@ class DockerTarget:
             "GIT_COMMIT": commit,
         }
 
-    def _serving(self) -> list[dict[str, object]]:
-        return [c for c in self.engine.containers(self._labels()) if c["labels"].get(f"{LABEL}.role") == "serving"]
+    def _serving(self) -> list[Container]:
+        return [c for c in self.engine.containers.find(self._labels()) if c.labels.get(f"{LABEL}.role") == "serving"]
 
     def live(self) -> Live | None:
-        running = [c for c in self._serving() if c["running"]]
+        running = [c for c in self._serving() if c.running]
         if not running:
             return None
-        labels = running[0]["labels"]
-        assert isinstance(labels, dict)
+        labels = running[0].labels
         healthy = wait_healthy(f"{self.env.url}{self.env.health_path}", timeout=3)
         return Live(
             environment=self.env.name,
@@ -111,7 +104,7 @@ class DockerTarget:
             version=str(labels.get(f"{LABEL}.version", "")),
             url=self.env.url,
             healthy=healthy,
-            detail=str(running[0]["name"]),
+            detail=running[0].name,
         )
 
     def _start(self, image: str, port: int, role: str, digest: str, version: str, commit: str, reference: str) -> str:
@@ -125,24 +118,28 @@ class DockerTarget:
             f"{LABEL}.reference": reference,
             f"{LABEL}.started": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        return self.engine.start_service(image, name, self._service_env(port, digest, version, commit), labels=labels)
+        return self.engine.containers.start_service(
+            image, name, self._service_env(port, digest, version, commit), labels=labels
+        )
 
     def _healthy(self, cid: str, port: int) -> bool:
-        alive = lambda: bool((self.engine.container_state(cid) or {}).get("Running"))  # noqa: E731
         start = time.monotonic()
-        healthy = wait_healthy(f"http://127.0.0.1:{port}{self.env.health_path}", self.env.health_timeout, alive)
+        url = f"http://127.0.0.1:{port}{self.env.health_path}"
+        healthy = wait_healthy(url, self.env.health_timeout, lambda: self.engine.containers.running(cid))
         state = "healthy" if healthy else "not healthy"
-        print(f"health wait: {time.monotonic() - start:.2f} s on port {port} ({state})", flush=True)
+        log.info("health wait: %.2f s on port %d (%s)", time.monotonic() - start, port, state)
         return healthy
 
     def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
+        if not self.engine.writes.allow(f"run {reference} as {self.env.name} on 127.0.0.1:{self.env.port}"):
+            return Live(self.env.name, reference, digest, version, self.env.url, healthy=False, detail="dry run")
         with environment_lock(self.config.project, self.env.name, f"{self.engine.where} {self.env.port}"):
             return self._deploy(reference, image, digest, version, commit)
 
     def _deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
         engine, env = self.engine, self.env
         serving = self._serving()
-        running = [c for c in serving if c["running"]]
+        running = [c for c in serving if c.running]
         if not running and not port_is_free(env.port):
             raise PortInUseError(
                 f"port {env.port} of environment {env.name} is taken by another program; free it or set "
@@ -157,36 +154,36 @@ class DockerTarget:
                     f"{version} ({digest[:19]})",
                     f"{env.health_path} on a trial port",
                     env.health_timeout,
-                    engine.logs_tail(candidate),
+                    engine.containers.logs_tail(candidate),
                     restored=False,
                 )
         finally:
-            engine.remove(candidate)
+            engine.containers.remove(candidate)
         # 2. Swap: stop (keep) the old one, start the new one on the environment's port.
         for old in running:
-            engine.stop_only(str(old["id"]))
+            engine.containers.stop(old.id, keep=True)
         new = self._start(image, env.port, "serving", digest, version, commit, reference)
         if not self._healthy(new, env.port):
-            tail = engine.logs_tail(new)
-            engine.remove(new)
+            tail = engine.containers.logs_tail(new)
+            engine.containers.remove(new)
             restored = False
             for old in running:
-                engine.start_existing(str(old["id"]))
-                restored = self._healthy(str(old["id"]), env.port)
+                engine.containers.start(old.id)
+                restored = self._healthy(old.id, env.port)
             raise HealthCheckError(
                 f"{version} ({digest[:19]})", f"{env.url}{env.health_path}", env.health_timeout, tail, restored=restored
             )
         # 3. Retire every other container of this environment (the old one, strays of a killed deploy).
         for other in serving:
-            if other["id"] != new:
-                engine.remove(str(other["id"]))
-        for stray in engine.containers({**self._labels(), f"{LABEL}.role": "candidate"}):
-            engine.remove(str(stray["id"]))
+            if other.id != new:
+                engine.containers.remove(other.id)
+        for stray in engine.containers.find({**self._labels(), f"{LABEL}.role": "candidate"}):
+            engine.containers.remove(stray.id)
         return Live(env.name, reference, digest, version, env.url, healthy=True, detail=new)
 
     def stop(self) -> None:
         for c in self._serving():
             try:
-                self.engine.stop(str(c["id"]))
+                self.engine.containers.stop(c.id)
             except ContainerError:
-                self.engine.remove(str(c["id"]))
+                self.engine.containers.remove(c.id)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from typing import Any
 
 import yaml
 
+from cicd import proc
 from cicd.config import Environment, PipelineConfig
 from cicd.deploy.base import Live
-from cicd.errors import DeployError
+from cicd.errors import CommandError, DeployError
+from cicd.writes import Writes
 
 CONTAINER_PORT = 8000
 DEFAULT_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
@@ -113,8 +114,9 @@ def to_yaml(manifests: list[dict[str, Any]]) -> str:
 
 
 class KubernetesTarget:
-    def __init__(self, config: PipelineConfig, env: Environment) -> None:
+    def __init__(self, config: PipelineConfig, env: Environment, writes: Writes | None = None) -> None:
         self.config, self.env = config, env
+        self.writes = writes or Writes()
         self.name = _name(config.project, env.name)
         settings = dict(env.settings)
         self.namespace = str(settings.get("namespace", "default"))
@@ -123,15 +125,21 @@ class KubernetesTarget:
     def _kubectl(self, *args: str, stdin: str | None = None) -> str:
         cmd = ["kubectl", *(["--context", str(self.context)] if self.context else []), "-n", self.namespace, *args]
         try:
-            result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False, timeout=900)
-        except FileNotFoundError:
-            raise DeployError("kubectl is not installed; install it to deploy to a kubernetes environment") from None
-        if result.returncode != 0:
-            raise DeployError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()[-1500:]}")
-        return result.stdout
+            result = proc.run(cmd, input=stdin, timeout=900, keep_output=True, stream=False)
+        except CommandError as err:
+            if err.code is None and "cannot start" in str(err):
+                raise DeployError(
+                    "kubectl is not installed; install it to deploy to a kubernetes environment"
+                ) from None
+            raise DeployError(str(err)) from None
+        if not result.ok:
+            raise DeployError(f"kubectl {' '.join(args)} failed: " + "\n".join(result.tail)[-1500:])
+        return result.output
 
     def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
         manifests = to_yaml(render(self.config, self.env, reference, digest, version, commit))
+        if not self.writes.allow(f"kubectl apply {self.name} ({reference}) in {self.namespace}"):
+            return Live(self.env.name, reference, digest, version, self.env.url, healthy=False, detail="dry run")
         self._kubectl("apply", "-f", "-", stdin=manifests)
         try:
             self._kubectl("rollout", "status", f"deployment/{self.name}", f"--timeout={int(self.env.health_timeout)}s")

@@ -32,11 +32,10 @@ from typing import Any
 
 import yaml
 
-from cicd.deploy.records import DeployRecord
 from cicd.errors import EngineUnavailableError
 from cicd.http import free_port, request_json
 from cicd.images import Engine
-from cicd.records import ReleaseRecord
+from cicd.records import DeployRecord, ReleaseRecord
 from tests.integration.conftest import ROOT, Registry, git, make_project, missing, start_registry
 from tests.integration.engines import ExtraEngine, copy_image, extra_engine
 

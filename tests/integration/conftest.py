@@ -39,7 +39,7 @@ def missing(what: str) -> None:
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     try:
-        return Engine()
+        return Engine.from_env()
     except EngineUnavailableError as err:
         missing(f"no Docker engine: {err}")
         raise
@@ -49,7 +49,7 @@ def engine() -> Engine:
 def base_image(engine: Engine) -> str:
     wanted = os.environ.get("TRAINYARD_BASE_IMAGE")
     for ref in ([wanted] if wanted else []) + list(BASE_CANDIDATES):
-        if engine.has_image(ref):
+        if engine.images.exists(ref):
             return ref
     missing(f"no base image: none of {[wanted, *BASE_CANDIDATES]} is present (.ci/make-base-image.sh builds one)")
     raise AssertionError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -18,7 +19,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from docker.errors import APIError, ImageNotFound
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound
 
 from cicd.errors import EngineUnavailableError
 from cicd.images import Engine
@@ -76,8 +78,9 @@ def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
         try:
             yield ExtraEngine(host, engine, log)
         finally:
-            for container in engine.client.containers.list(all=True):
-                container.remove(force=True)
+            with suppress(DockerException, requests.RequestException):  # a test may have stopped it already
+                for container in engine.client.containers.list(all=True):
+                    container.remove(force=True)
             engine.close()
     finally:
         proc.terminate()
@@ -88,6 +91,17 @@ def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
             proc.wait()
         shutil.rmtree(run, ignore_errors=True)
         subprocess.run(["rm", "-rf", "--one-file-system", str(data)], check=False)
+
+
+def stop_engine(extra: ExtraEngine) -> None:
+    """Stop the engine's ``dockerd`` (SIGTERM by its pid file) and wait until its socket is gone."""
+    run = Path(extra.host.removeprefix("unix://")).parent
+    os.kill(int((run / "docker.pid").read_text().strip()), signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _answers(run / "docker.sock"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"dockerd at {extra.host} did not stop")
+        time.sleep(0.2)
 
 
 def _answers(path: Path) -> bool:

@@ -64,7 +64,7 @@ def clean_clone(tmp: Path) -> Path:
 
 
 def require_newcomer_image(engine: Engine) -> None:
-    if not engine.has_image(NEWCOMER_IMAGE):
+    if not engine.images.exists(NEWCOMER_IMAGE):
         missing(f"no newcomer image {NEWCOMER_IMAGE} (.ci/make-base-image.sh {NEWCOMER_IMAGE} git,ca-certificates)")
 
 

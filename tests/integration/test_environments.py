@@ -181,7 +181,7 @@ def test_rollback_redeploys_the_previous_digest(flow: dict[str, Any]) -> None:
     assert _metadata(flow["ports"]["production"])["image_digest"] == flow["tested_digest"]
     engine: Engine = flow["engine"]
     labels = {"io.trainyard.environment": "production", "io.trainyard.port": str(flow["ports"]["production"])}
-    assert len(engine.containers(labels)) == 1  # the retired ones are gone: no strays
+    assert len(engine.containers.find(labels)) == 1  # the retired ones are gone: no strays
 
 
 def test_a_port_taken_by_another_program_is_refused(flow: dict[str, Any]) -> None:

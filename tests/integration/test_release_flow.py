@@ -24,8 +24,8 @@ def test_release_is_recorded_in_git_and_pushed_by_digest(
     assert "v0.1.0-rc.1" in tags.split()
     message = git(work, "tag", "-l", "--format=%(contents)", "v0.1.0-rc.1")
     assert json.loads(message[message.index("{") :])["digest"] == record["digest"]
-    engine.remove_image(record["reference"])
-    assert engine.pull(record["reference"], None) == record["image"]  # same bytes back from the registry
+    engine.images.remove(record["reference"])
+    assert engine.registry.pull(record["reference"], None) == record["image"]  # same bytes back from the registry
 
 
 def test_integration_stage_runs_against_the_released_image(released_flow: dict[str, Any]) -> None:

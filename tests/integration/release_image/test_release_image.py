@@ -15,7 +15,7 @@ DATA = ROOT / "notebooks" / "dummy_data" / "diabetes.csv"
 
 
 def test_runs_as_non_root_with_a_healthcheck(engine: Engine, release_image: str) -> None:
-    config = engine.image_attrs(release_image)["Config"]
+    config = engine.images.attrs(release_image)["Config"]
     assert config["User"] not in ("", "0", "root")
     assert config["Healthcheck"]["Test"][-1] == "sample_ml.service.healthcheck"
     labels = config["Labels"]
@@ -35,7 +35,7 @@ def test_contains_no_source_tests_compilers_or_secrets(engine: Engine, release_i
         "bad+=[r for r,ds,_ in os.walk('/opt') if '.git' in ds];"
         "print('BAD', bad); print('PKG', sample_ml.__file__); sys.exit(1 if bad else 0)"
     )
-    result = engine.run(release_image, ["python", "-c", script], timeout=120)
+    result = engine.containers.run(release_image, ["python", "-c", script], timeout=120)
     assert result.exit_code == 0, result.log_tail
     assert any("/opt/venv/lib/" in line for line in result.log_tail), "sample_ml must be the installed wheel"
 
@@ -47,11 +47,12 @@ def test_cli_trains_evaluates_and_predicts_inside_the_image(engine: Engine, rele
         "sample-ml evaluate --source diabetes.csv --model-dir model --output eval; "
         "sample-ml predict --source diabetes.csv --model-dir /opt/model --output preds.csv"
     )
-    result = engine.run_with_files(
+    result = engine.containers.run(
         release_image,
         ["sh", "-c", script],
-        {"diabetes.csv": DATA},
-        "/tmp/work",
+        files={"diabetes.csv": DATA},
+        files_dest="/tmp/work",
+        timeout=600,
         copy_out={"/tmp/work/preds.csv": tmp_path, "/tmp/work/eval": tmp_path / "eval"},
     )
     assert result.exit_code == 0, "\n".join(result.log_tail)
@@ -64,13 +65,13 @@ def test_cli_trains_evaluates_and_predicts_inside_the_image(engine: Engine, rele
 def test_serves_real_requests_on_127_0_0_1_and_stops_cleanly(engine: Engine, release_image: str) -> None:
     port = free_port()
     name = f"trainyard-test-{uuid.uuid4().hex[:8]}"
-    cid = engine.start_service(
+    cid = engine.containers.start_service(
         release_image, name, {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port), "IMAGE_DIGEST": "sha256:test"}
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        alive = lambda: (engine.container_state(cid) or {}).get("Running", False)  # noqa: E731
-        assert wait_healthy(f"{base}/health", timeout=60, is_alive=alive), engine.logs_tail(cid)
+        alive = lambda: engine.containers.running(cid)  # noqa: E731
+        assert wait_healthy(f"{base}/health", timeout=60, is_alive=alive), engine.containers.logs_tail(cid)
         status, meta = request_json(f"{base}/metadata")
         assert status == 200 and meta["image_digest"] == "sha256:test"
         with DATA.open() as fh:
@@ -81,9 +82,9 @@ def test_serves_real_requests_on_127_0_0_1_and_stops_cleanly(engine: Engine, rel
         status, body = request_json(f"{base}/predict", {"records": [{**record, "bmi": "x"}]})
         assert status == 422
         deadline = time.monotonic() + 60
-        while (engine.container_state(cid) or {}).get("Health", {}).get("Status") != "healthy":
+        while engine.containers.state(cid).get("Health", {}).get("Status") != "healthy":
             assert time.monotonic() < deadline, "the image's HEALTHCHECK never reported healthy"
             time.sleep(1)
     finally:
-        code = engine.stop(cid)
-    assert code == 0, engine.logs_tail(cid)
+        code = engine.containers.stop(cid)
+    assert code == 0, engine.containers.logs_tail(cid)

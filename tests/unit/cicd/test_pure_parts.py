@@ -10,8 +10,9 @@ import pytest
 
 from cicd.errors import ReleaseNotFoundError
 from cicd.gitops import branch_from_env, event_from_env
-from cicd.images import ContextFile, Platform, mask, write_context
+from cicd.images import ContextFile, Platform, write_context
 from cicd.records import ReleaseRecord, find_release
+from cicd.writes import mask
 
 
 @pytest.mark.parametrize(
@@ -124,14 +125,22 @@ def test_a_model_card_must_describe_the_trained_data(tmp_path: Path) -> None:
         _check_model_card(card, meta)
 
 
-def test_the_retrain_step_never_prints_a_database_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_retrain_step_never_prints_a_database_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
     import sys
 
     from cicd.retrain import _run
 
-    _run([sys.executable, "-c", "pass", "--source=postgresql://bob:canary-pw@db:5432/x"], tmp_path, 30, "a step")
-    out = capsys.readouterr().out
-    assert "canary-pw" not in out and "postgresql://bob:***@db:5432/x" in out
+    caplog.set_level(logging.INFO)
+    echo = "import sys; print('child got', sys.argv[1])"
+    _run([sys.executable, "-c", echo, "--source=postgresql://bob:canary-pw@db:5432/x"], tmp_path, 30, "a step")
+    shown = capsys.readouterr()
+    everything = shown.out + shown.err + caplog.text
+    assert "canary-pw" not in everything
+    assert "$ " in caplog.text and "postgresql://bob:***@db:5432/x" in caplog.text  # the command, masked
+    assert "child got --source=postgresql://bob:***@db:5432/x" in shown.err  # its output, masked
 
 
 def _archive(*members: tuple[str, bytes | None, str | None]) -> tarfile.TarFile:

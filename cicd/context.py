@@ -1,0 +1,63 @@
+"""What every stage gets: the spec, the repository, the engine, and the one write gate they share."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from cicd.config import PipelineConfig
+from cicd.gitops import Repo
+from cicd.images import Engine
+from cicd.writes import Writes
+
+
+@dataclass
+class Context:
+    config: PipelineConfig
+    root: Path
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    dry_run: bool = False
+    branch_override: str | None = None
+
+    @cached_property
+    def writes(self) -> Writes:
+        """Asked before every write to git, the engine or a registry; the registry password is masked."""
+        registry = self.config.registry
+        secrets = [self.env.get(registry.password_env, "")] if registry else []
+        return Writes(dry_run=self.dry_run, secrets=[s for s in secrets if s])
+
+    @cached_property
+    def repo(self) -> Repo:
+        return Repo(self.root, writes=self.writes)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine.from_env(self.env, writes=self.writes)
+
+    def use(self, *, repo: Repo | None = None, engine: Engine | None = None) -> Context:
+        """Give the context parts made elsewhere (an engine with other settings; fakes in unit tests)."""
+        if repo is not None:
+            self.__dict__["repo"] = repo
+        if engine is not None:
+            self.__dict__["engine"] = engine
+        return self
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def branch(self) -> str:
+        return self.branch_override or self.repo.branch(self.env)
+
+    def commit_tag(self) -> str:
+        sha = self.repo.head()[:12]
+        return f"{sha}-dirty" if self.repo.dirty_paths() else sha
+
+    def close(self) -> None:
+        """Close what was opened (the repository's helper processes, the engine's sockets)."""
+        for name in ("repo", "engine"):
+            opened = self.__dict__.pop(name, None)
+            if opened is not None:
+                opened.close()

@@ -1,0 +1,42 @@
+"""The one gate every write to git, a Docker engine or a registry passes through.
+
+:class:`cicd.gitops.Repo` and :class:`cicd.images.Engine` ask :meth:`Writes.allow` before each
+write (a tag, a note, a push, a merge; a build, a container, a pull, a push). With ``--dry-run``
+it logs what would be done and says no, so a dry run changes nothing anywhere. Either way the
+write is logged with every known secret masked and kept in :attr:`Writes.journal`, which
+``--json`` prints, so a run can be audited afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("cicd.writes")
+
+
+def mask(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every non-empty secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+@dataclass
+class Writes:
+    dry_run: bool = False
+    secrets: list[str] = field(default_factory=list)  # masked in every logged write
+    journal: list[str] = field(default_factory=list)  # what was written (or would have been), in order
+
+    def allow(self, action: str, *secrets: str | None) -> bool:
+        """Log ``action`` (e.g. ``"push refs/tags/v1.0.0 to origin"``); True if it may be done now."""
+        text = mask(action, [*self.secrets, *secrets])
+        if self.dry_run:
+            self.journal.append(f"[dry-run] {text}")
+            log.warning("[dry-run] would %s", text)
+            return False
+        self.journal.append(text)
+        log.debug("%s", text)
+        return True
