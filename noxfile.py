@@ -61,7 +61,9 @@ def tests(session: nox.Session) -> None:
     session.install("--no-deps", "-e", "./src")
     wants_type = any(a.startswith("--test-type") for a in session.posargs)
     args = session.posargs if wants_type else ["--test-type", "all", *session.posargs]
-    session.run("python", "tests/run_tests.py", *args)
+    # Always in a new random order (modules, and tests within them; the seed is printed, and
+    # `-- -p random_order --random-order-seed=N` repeats one): no test may lean on another's leftovers.
+    session.run("python", "tests/run_tests.py", "--random-order-bucket=module", *args)
 
 
 @nox.session(python=PYTHON, tags=["feature"])

@@ -311,16 +311,19 @@ def drill_five_promotions(lab: Lab, staged: str) -> Drill:
     records = len(lab.tags("deploy/production/"))
     results: list[subprocess.CompletedProcess[str]] = []
     threads = [
-        threading.Thread(target=lambda: results.append(lab.cicd("promote", "production", check=False)))
+        threading.Thread(target=lambda: results.append(lab.cicd("--json", "promote", "production", check=False)))
         for _ in range(5)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    winners = [r for r in results if r.returncode == 0 and "production now runs" in r.stdout]
+    winners = [r for r in results if r.returncode == 0 and json.loads(r.stdout)["result"] is not None]
     others = [r for r in results if r not in winners]
-    polite = all("in progress" in r.stderr or "nothing to do" in r.stdout for r in others)
+    # the others were refused (the lock) or found nothing to do (a null result)
+    polite = all(
+        "in progress" in r.stderr or (r.returncode == 0 and json.loads(r.stdout)["result"] is None) for r in others
+    )
     new_records = len(lab.tags("deploy/production/")) - records
     after = lab.serving("production")
     same_commit = lab.tag_commit("Production") == lab.tag_commit("Staging")

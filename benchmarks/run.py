@@ -84,7 +84,7 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
 def quiet(log: Path) -> Iterator[None]:
     """Send the stages' streamed output to ``log`` instead of the terminal."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as fh, contextlib.redirect_stdout(fh):
+    with log.open("a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         yield
 
 
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / EDITED).write_text(git_show(work, f"HEAD:{EDITED}"))
 
     record = step("release", lambda: stages.release(warm))
-    release_image = f"{warm.config.images.release}:{record.version}"
+    release_image = f"{warm.config.images.release}:{record['version']}"
     base = warm.config.images.base
     sizes = {
         "base_mb": image_size(warm, base),

@@ -55,6 +55,12 @@ class Context:
         sha = self.repo.head()[:12]
         return f"{sha}-dirty" if self.repo.dirty_paths() else sha
 
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Close what was opened (the repository's helper processes, the engine's sockets)."""
         for name in ("repo", "engine"):

@@ -166,6 +166,7 @@ def build_image(ctx: Context) -> dict[str, Any]:
         "wheel": str(wheel),
         "steps": result.steps,
         "cached_steps": result.cached_steps,
+        "rebuilt": result.rebuilt,
         "built": True,
     }
     _write_json(ctx.artifacts / "build.json", summary)
@@ -256,10 +257,11 @@ def _release_files(ctx: Context, wheelhouse: Path, wheel: Path, model: Path) -> 
     return [f for f in files if not any(fnmatch(part, pat) for part in f.arcname.split("/") for pat in patterns)]
 
 
-def _check_model_card(card_file: Path, metadata_file: Path) -> None:
-    """A committed model card (written by retraining) must describe the model just trained: same data."""
+def _check_model_card(card_file: Path, metadata_file: Path) -> str | None:
+    """A committed model card (written by retraining) must describe the model just trained: same
+    data. The data fingerprint both agree on, or None when there is no card."""
     if not card_file.is_file():
-        return
+        return None
     try:
         expected = json.loads(card_file.read_text(encoding="utf-8"))["data"]["fingerprint"]
         trained = json.loads(metadata_file.read_text(encoding="utf-8"))["data"]["fingerprint"]
@@ -272,6 +274,7 @@ def _check_model_card(card_file: Path, metadata_file: Path) -> None:
             "Nothing was released."
         )
     log.info("model card %s matches the trained model's data (%s…)", card_file.name, trained[:19])
+    return str(trained)
 
 
 def release(ctx: Context) -> dict[str, Any]:
@@ -315,7 +318,7 @@ def release(ctx: Context) -> dict[str, Any]:
             f"nothing was released. See the log above and {out / 'evaluation'}"
         )
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
-    _check_model_card(ctx.root / Path(settings).parent / "card.json", out / "model" / "metadata.json")
+    card = _check_model_card(ctx.root / Path(settings).parent / "card.json", out / "model" / "metadata.json")
     pep440 = versioning.to_pep440(version)
     wheel = build_wheel(ctx, pep440, out / "dist")
     runtime = ensure_wheelhouse(
@@ -353,7 +356,7 @@ def release(ctx: Context) -> dict[str, Any]:
     repo.create_tag(record.tag, record.to_message())
     if repo.has_remote():
         repo.push([f"refs/tags/{record.tag}"])
-    summary = {**record.__dict__, "released": True}
+    summary = {**record.__dict__, "released": True, "model_card_fingerprint": card}
     _write_json(ctx.artifacts / "release.json", summary)
     log.info("released %s: %s (tag %s)", record.version, record.reference, record.tag)
     return summary

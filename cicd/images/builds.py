@@ -28,6 +28,7 @@ class BuildResult:
     steps: int
     cached_steps: int
     log: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)  # the cacheable steps that ran again ("Step 3/9 : COPY ...")
 
     @property
     def built(self) -> bool:
@@ -109,7 +110,8 @@ class Images(Part):
         log: list[str] = []
         steps = cached = 0
         seen_from = False
-        image_id = failure = ""
+        image_id = failure = current = ""
+        rebuilt: list[str] = []
         with tempfile.TemporaryFile() as ctx, self.translated(f"building {tag}"):
             write_context(files, ctx)
             ctx.seek(0)
@@ -143,9 +145,15 @@ class Images(Part):
                                     # FROM, and ARG before the first FROM, are not cacheable steps.
                                     word = step.group(1).upper()
                                     seen_from = seen_from or word == "FROM"
-                                    steps += 0 if word == "FROM" or not seen_from else 1
+                                    counted = word != "FROM" and seen_from
+                                    steps += counted
+                                    current = line if counted else ""
+                                    if current:
+                                        rebuilt.append(current)
                                 elif "Using cache" in line:
                                     cached += 1
+                                    if current and rebuilt and rebuilt[-1] == current:
+                                        rebuilt.pop()
                     elif "error" in chunk:  # read on to the end: a stream left half-read leaks its socket
                         failure = failure or str(chunk["error"]).strip()
                     elif "aux" in chunk and "ID" in chunk["aux"]:
@@ -154,7 +162,7 @@ class Images(Part):
                 raise ImageBuildError(tag, reason(err), list(tail)) from None
             if failure:
                 raise ImageBuildError(tag, failure, list(tail))
-        return BuildResult(image_id=image_id or self.id(tag), steps=steps, cached_steps=cached, log=log)
+        return BuildResult(image_id or self.id(tag), steps, cached, log, rebuilt)
 
     def tag(self, image: str, repository: str, tag: str) -> str:
         if self.writes.allow(f"tag {image[:19]} as {repository}:{tag}"):

@@ -60,12 +60,47 @@ class Registry:
     address: str  # host:port
     process: subprocess.Popen[bytes]
     storage: Path
+    config: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start it again on the same address with the same storage (after :meth:`stop`)."""
+        self.stop()
+        log = (self.config.parent / "registry.log").open("ab")
+        with log:
+            self.process = subprocess.Popen([_registry_binary(), "serve", str(self.config)], stdout=log, stderr=log)
+        _wait_up(self.address, self.process, self.config.parent / "registry.log")
 
 
-def start_registry(tmp: Path, htpasswd: Path | None = None) -> Registry:
+def _registry_binary() -> str:
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         missing("no registry binary (apt-get install docker-registry)")
+        raise AssertionError
+    return binary
+
+
+def _wait_up(address: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://{address}/v2/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # 401 with auth on: it is up
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"registry did not start: {log.read_text()[-2000:]}")
+
+
+def start_registry(tmp: Path, htpasswd: Path | None = None) -> Registry:
+    binary = _registry_binary()
     port = free_port()
     storage = tmp / "storage"
     storage.mkdir(parents=True)
@@ -77,20 +112,9 @@ def start_registry(tmp: Path, htpasswd: Path | None = None) -> Registry:
         f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
     )
     with (tmp / "registry.log").open("wb") as log:
-        proc = subprocess.Popen([str(binary), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break  # 401 with auth on: it is up
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
-    return Registry(f"127.0.0.1:{port}", proc, storage)
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    _wait_up(f"127.0.0.1:{port}", proc, tmp / "registry.log")
+    return Registry(f"127.0.0.1:{port}", proc, storage, config)
 
 
 @pytest.fixture(scope="session")

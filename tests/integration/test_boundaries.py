@@ -93,7 +93,9 @@ ENGINE_CASES: list[tuple[str, Callable[[Engine], Any], str]] = [
     ("images.ensure_base", lambda e: e.images.ensure_base("127.0.0.1:9/no-such-base:0"), "raises"),
     (
         "images.build",
-        lambda e: e.images.build([ContextFile("Dockerfile", data=f"FROM {MISSING_IMAGE}\n".encode())], "Dockerfile", "x:1"),
+        lambda e: e.images.build(
+            [ContextFile("Dockerfile", data=f"FROM {MISSING_IMAGE}\n".encode())], "Dockerfile", "x:1"
+        ),
         "raises",
     ),
     ("images.tag", lambda e: e.images.tag(MISSING_IMAGE, "trainyard/other", "1"), "raises"),

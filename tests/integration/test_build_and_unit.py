@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,42 +18,38 @@ def project(tmp_path_factory: pytest.TempPathFactory, engine: Any, base_image: s
     return {"work": work, "env": {"TRAINYARD_BASE_IMAGE": base_image}}
 
 
-def _steps(output: str) -> tuple[int, int]:
-    line = next(x for x in output.splitlines() if x.startswith("build image "))
-    cached, total = line.split(": ")[-1].split(" steps")[0].split(" of ")
-    return int(cached), int(total)
+def build(project: dict[str, Any]) -> dict[str, Any]:
+    """``build`` in the project; its JSON result."""
+    result: dict[str, Any] = json.loads(cicd(project["work"], "--json", "build", env=project["env"]).stdout)["result"]
+    return result
 
 
 def test_build_then_unit_inside_the_image(project: dict[str, Any]) -> None:
     work, env = project["work"], project["env"]
-    cicd(work, "build", env=env)
-    result = cicd(work, "unit", env=env)
-    assert "passed" in result.stdout and "unit tests passed" in result.stdout
+    build(project)
+    result = json.loads(cicd(work, "--json", "unit", env=env).stdout)
+    assert result["result"]["passed"] is True and result["result"]["ran"] is True
+    assert any(w.startswith("add the note") and '"stage": "unit"' in w for w in result["writes"])
     assert (work / "artifacts/reports/unit/junit.xml").read_text().startswith("<?xml")
     assert "<coverage" in (work / "artifacts/reports/unit/coverage.xml").read_text()
     assert list((work / "artifacts/dist").glob("sample_ml-*.whl"))
 
 
 def test_a_second_build_is_fully_cached(project: dict[str, Any]) -> None:
-    result = cicd(project["work"], "build", env=project["env"])
-    cached, total = _steps(result.stdout)
-    assert cached == total, result.stdout[-3000:]
+    build(project)
+    again = build(project)
+    assert again["cached_steps"] == again["steps"] > 5 and again["rebuilt"] == [], again
 
 
 def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project: dict[str, Any]) -> None:
-    work, env = project["work"], project["env"]
-    module = work / "src/sample_ml/schema.py"
-    module.write_text(module.read_text() + "\n# a one-line change\n")
-    result = cicd(work, "build", env=env)
-    lines = result.stdout.splitlines()
-    rebuilt = [
-        lines[i]
-        for i in range(len(lines) - 1)
-        if lines[i].startswith("Step ")
-        and "Using cache" not in lines[i + 1]
-        and " FROM " not in lines[i]
-        and " ARG " not in lines[i]
-    ]
+    module = project["work"] / "src/sample_ml/schema.py"
+    original = module.read_text()
+    build(project)
+    module.write_text(original + "\n# a one-line change\n")
+    try:
+        rebuilt = build(project)["rebuilt"]
+    finally:
+        module.write_text(original)
     assert rebuilt, "something must be rebuilt"
     assert all("pip install" not in r and "wheelhouse" not in r for r in rebuilt), rebuilt
     first = min(rebuilt, key=lambda r: int(r.split()[1].split("/")[0]))
@@ -69,7 +66,7 @@ def test_a_failing_unit_test_fails_the_stage_and_shows_why(project: dict[str, An
     finally:
         bad.unlink()
     assert result.returncode == 1
-    assert "arithmetic is broken" in result.stdout and "1 failed" in result.stdout
+    assert "arithmetic is broken" in result.stderr and "1 failed" in result.stderr  # shown as it happened
     assert "unit tests in" in result.stderr and "failed (exit code 1)" in result.stderr
 
 
@@ -93,8 +90,8 @@ def test_merge_needs_passing_checks_then_merges_and_pushes(tmp_path: Path, engin
     assert refused.returncode == 2 and "has no passing `unit` record" in refused.stderr
     cicd(work, "build", env=env)
     cicd(work, "unit", env=env)
-    result = cicd(work, "merge", env=env)
-    assert "merged feature/merge-me into develop" in result.stdout
+    result = json.loads(cicd(work, "--json", "merge", env=env).stdout)["result"]
+    assert result["source"] == "feature/merge-me" and result["target"] == "develop" and result["merged"] is True
     assert git(origin, "log", "-1", "--format=%s", "develop") == "Merge branch 'feature/merge-me' into develop"
     assert git(work, "rev-parse", "--abbrev-ref", "HEAD") == "feature/merge-me"  # back where we were
 

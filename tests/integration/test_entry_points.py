@@ -37,8 +37,16 @@ class Case:
     cwd: str = "empty"  # empty: a folder with nothing in it; root: the repository
 
 
-def case(module: str, kind: str, *args: str, says: str, exit_code: int = 2, cwd: str = "empty", **env: str) -> Case:
-    return Case(module, kind, args, says, tuple(env.items()), exit_code, cwd)
+def case(
+    module: str,
+    kind: str,
+    *args: str,
+    says: str,
+    exit_code: int = 2,
+    cwd: str = "empty",
+    env: dict[str, str] | None = None,
+) -> Case:
+    return Case(module, kind, args, says, tuple((env or {}).items()), exit_code, cwd)
 
 
 BAD_ARG = "unrecognized arguments: --no-such-flag|invalid choice|expected one argument"
@@ -64,7 +72,7 @@ CASES = [
         says=r"not inside a git repository.*clone",
     ),
     case(
-        "cicd", "missing component", "build", says=r"no Docker engine answers.*start dockerd", cwd="root", **NO_ENGINE
+        "cicd", "missing component", "build", says=r"no Docker engine answers.*start dockerd", cwd="root", env=NO_ENGINE
     ),
     case(
         "cicd", "missing file", "merge", "no-such-branch", says=r"no branch.*no-such-branch.*check the name", cwd="root"
@@ -103,10 +111,10 @@ CASES = [
     ),
     # the benchmarks
     case("benchmarks.run", "bad argument", "--requests", "lots", says=r"invalid int"),
-    case("benchmarks.run", "missing component", "--output", "{tmp}/b", says=r"no Docker engine", **NO_ENGINE),
+    case("benchmarks.run", "missing component", "--output", "{tmp}/b", says=r"no Docker engine", env=NO_ENGINE),
     case("benchmarks.run", "missing file", "--output", "/proc/none/b", says=r"cannot (create|write).*/proc/none"),
     case("benchmarks.drills", "bad argument", "--variants", "some", says=r"invalid int"),
-    case("benchmarks.drills", "missing component", "--output", "{tmp}/d", says=r"no Docker engine", **NO_ENGINE),
+    case("benchmarks.drills", "missing component", "--output", "{tmp}/d", says=r"no Docker engine", env=NO_ENGINE),
     case("benchmarks.drills", "missing file", "--output", "/proc/none/d", says=r"cannot (create|write).*/proc/none"),
 ]
 

@@ -1,58 +1,78 @@
-"""The whole flow in a throwaway project, as a user would run it: develop → master → Staging → Production.
+"""The whole flow in a throwaway project, as a user would run it, with four environments:
+develop → integration; main → staging (acceptance) → qa (promoted from staging, acceptance) →
+production (promoted from qa).
 
 Real engine, real registry, real git with a bare origin, real HTTP to the deployed services.
+Each test asks the fixtures for the state it needs (a first release promoted all the way, a
+second one accepted on staging), so the tests pass in any order.
 """
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cicd.config import load_config
+from cicd.context import Context
 from cicd.deploy.docker_target import DockerTarget
-from cicd.http import request_json
+from cicd.http import free_port, request_json
 from cicd.images import Engine
-from tests.integration.conftest import cicd, free_port, git, make_project, start_registry
+from tests.integration.conftest import Registry, cicd, git, make_project, start_registry
+
+ENVIRONMENTS = ("integration", "staging", "qa", "production")
 
 
-def _pipeline_with_ports(work: Path) -> dict[str, int]:
-    """Give this project's environments free ports, committed, so parallel runs never collide."""
+def _four_environments(work: Path) -> dict[str, int]:
+    """The spec with a ``qa`` step between staging and production, all on free ports, committed."""
+    ports = {name: free_port() for name in ENVIRONMENTS}
     spec = work / "cicd/pipeline.yaml"
-    ports = {"integration": free_port(), "staging": free_port(), "production": free_port()}
-    text = spec.read_text()
-    for default, name in ((18080, "integration"), (18081, "staging"), (18082, "production")):
-        text = text.replace(f"port: {default}", f"port: {ports[name]}")
-    spec.write_text(text)
-    git(work, "commit", "--quiet", "-am", "chore: ports for this test")
+    data = yaml.safe_load(spec.read_text())
+    envs = data["environments"]
+    envs["qa"] = {**envs["staging"], "tag": "QA", "promote_from": "staging"}
+    envs["production"]["promote_from"] = "qa"
+    data["environments"] = {name: {**envs[name], "port": ports[name]} for name in ENVIRONMENTS}
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    config = load_config(spec, env={})
+    assert [config.environments[n].promote_from for n in ENVIRONMENTS] == [None, None, "staging", "qa"]
+    git(work, "commit", "--quiet", "-am", "chore: four environments on free ports for this test")
     return ports
 
 
+def json_of(result: subprocess.CompletedProcess[str]) -> Any:
+    """The command's result (``--json``), never its printed text."""
+    return json.loads(result.stdout)["result"]
+
+
 @pytest.fixture(scope="module")
-def flow(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Any:
+def flow(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Iterator[dict[str, Any]]:
     registry = start_registry(tmp_path_factory.mktemp("envs-registry"))  # its own: a test stops it
     work, origin = make_project(tmp_path_factory.mktemp("envs"))
-    ports = _pipeline_with_ports(work)
+    ports = _four_environments(work)
     git(work, "push", "--quiet", "origin", "develop")
     env = {"TRAINYARD_BASE_IMAGE": base_image, "TRAINYARD_REGISTRY": registry.address}
-    state: dict[str, Any] = {
-        "work": work,
-        "origin": origin,
-        "env": env,
-        "ports": ports,
-        "engine": engine,
-        "registry": registry,
-    }
+    state: dict[str, Any] = {"work": work, "origin": origin, "env": env, "ports": ports, "registry": registry}
     yield state
-    if registry.process.poll() is None:
-        registry.process.terminate()
-        registry.process.wait(timeout=10)
+    registry.stop()
     config = load_config(work / "cicd/pipeline.yaml", env={})
     for env_config in config.environments.values():  # leave no service running behind the test
         DockerTarget(config, env_config, engine).stop()
+
+
+def run(flow: dict[str, Any], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return cicd(flow["work"], "--json", *args, env=flow["env"], check=check)
+
+
+def on(flow: dict[str, Any], branch: str) -> None:
+    git(flow["work"], "checkout", "--quiet", branch)
+    git(flow["work"], "pull", "--quiet", "origin", branch)
 
 
 def _metadata(port: int) -> dict[str, Any]:
@@ -61,53 +81,77 @@ def _metadata(port: int) -> dict[str, Any]:
     return dict(body)
 
 
-def test_the_whole_flow(flow: dict[str, Any]) -> None:
-    work, origin, env, ports = flow["work"], flow["origin"], flow["env"], flow["ports"]
-    released = cicd(work, "release", env=env)
-    assert "released 0.1.0-rc.1" in released.stdout
-    cicd(work, "integration", env=env)
-    record = __import__("json").loads((work / "artifacts/release.json").read_text())
-    tested_digest = record["digest"]
-    # a deploy from develop is refused: staging deploys from master/main
-    refused = cicd(work, "deploy", "staging", env=env, check=False)
+def _tags(flow: dict[str, Any], prefix: str) -> list[str]:
+    return [t for t in git(flow["origin"], "tag", "-l").split() if t.startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def first(flow: dict[str, Any]) -> dict[str, Any]:
+    """The first release, taken through every row with every refusal on the way; what each step said."""
+    seen: dict[str, Any] = {}
+    on(flow, "develop")
+    seen["release"] = json_of(run(flow, "release"))
+    seen["integration"] = json_of(run(flow, "integration"))
+    seen["deploy_from_develop"] = run(flow, "deploy", "staging", check=False)
+    run(flow, "merge")
+    on(flow, "main")
+    seen["promote_before_staging"] = run(flow, "promote", "qa", check=False)
+    deployed = run(flow, "deploy", "staging")
+    seen["deploy"], seen["deploy_log"] = json_of(deployed), deployed.stderr
+    seen["promote_before_acceptance"] = run(flow, "promote", "qa", check=False)
+    seen["acceptance_of_nothing"] = run(flow, "acceptance", "staging", "--", "-k", "no_such_test", check=False)
+    seen["promote_after_failure"] = run(flow, "promote", "qa", check=False)
+    seen["production_skipping_qa"] = run(flow, "promote", "production", check=False)
+    run(flow, "acceptance", "staging")
+    seen["qa"] = json_of(run(flow, "promote", "qa"))
+    run(flow, "acceptance", "qa")
+    seen["production"] = json_of(run(flow, "promote", "production"))
+    seen["again"] = run(flow, "promote", "production")
+    seen["status"] = json_of(run(flow, "status"))
+    seen["digest"] = seen["release"]["digest"]
+    # what runs and where the tags point now, before any other test moves them on
+    seen["serving"] = {name: _metadata(flow["ports"][name])["image_digest"] for name in ("staging", "qa", "production")}
+    seen["tagged"] = {tag: git(flow["origin"], "rev-list", "-n1", tag) for tag in ("Staging", "QA", "Production")}
+    seen["head"] = git(flow["work"], "rev-parse", "HEAD")
+    return seen
+
+
+def test_the_whole_flow_through_four_environments(flow: dict[str, Any], first: dict[str, Any]) -> None:
+    digest = first["digest"]
+    assert first["release"]["version"] == "0.1.0-rc.1" and first["release"]["released"] is True
+    assert first["integration"]["passed"] is True and first["integration"]["version"] == "0.1.0-rc.1"
+    refused = first["deploy_from_develop"]
     assert refused.returncode == 2 and "staging deploys from master or main" in refused.stderr
-    # merge develop into main (a merge commit with the released tree), then deploy that image
-    cicd(work, "merge", env=env)
-    git(work, "checkout", "--quiet", "main")
-    git(work, "pull", "--quiet", "origin", "main")
-    no_staging = cicd(work, "promote", "production", env=env, check=False)
-    assert no_staging.returncode == 2 and "there is no Staging tag" in no_staging.stderr
-    deployed = cicd(work, "deploy", "staging", env=env)
-    assert "staging now runs 0.1.0-rc.1" in deployed.stdout
-    assert "Step 1/" not in deployed.stdout  # nothing was built
-    assert _metadata(ports["staging"])["image_digest"] == tested_digest
-    not_accepted = cicd(work, "promote", "production", env=env, check=False)
-    assert not_accepted.returncode == 2 and "has not run" in not_accepted.stderr
-    failed = cicd(work, "acceptance", "staging", "--", "-k", "no_such_test", env=env, check=False)
-    assert failed.returncode == 1  # pytest collected nothing: that is not a pass, and it is recorded
-    refused = cicd(work, "promote", "production", env=env, check=False)
-    assert refused.returncode == 2 and "acceptance of 0.1.0-rc.1 on staging failed" in refused.stderr
-    cicd(work, "acceptance", "staging", env=env)
-    promoted = cicd(work, "promote", "production", env=env)
-    assert "Step 1/" not in promoted.stdout and "production now runs 0.1.0-rc.1" in promoted.stdout
-    assert _metadata(ports["production"])["image_digest"] == tested_digest
-    staging_commit = git(origin, "rev-list", "-n1", "Staging")
-    assert staging_commit == git(origin, "rev-list", "-n1", "Production") == git(work, "rev-parse", "HEAD")
-    again = cicd(work, "promote", "production", env=env)
-    assert "nothing to do" in again.stdout
-    tags = git(origin, "tag", "-l").split()
-    assert sum(t.startswith("deploy/staging/") for t in tags) == 1
-    assert sum(t.startswith("deploy/production/") for t in tags) == 1
-    assert any(t.startswith("accepted/staging/") for t in tags)
-    status = cicd(work, "status", env=env)
-    assert "production" in status.stdout and "healthy" in status.stdout
-    flow["tested_digest"] = tested_digest
+    early = first["promote_before_staging"]
+    assert early.returncode == 2 and "there is no Staging tag" in early.stderr
+    assert first["deploy"]["environment"] == "staging" and first["deploy"]["digest"] == digest
+    assert "Step 1/" not in first["deploy_log"]  # nothing was built
+    not_accepted = first["promote_before_acceptance"]
+    assert not_accepted.returncode == 2 and "acceptance of 0.1.0-rc.1 on staging has not run" in not_accepted.stderr
+    assert first["acceptance_of_nothing"].returncode == 1  # pytest collected nothing: not a pass, and recorded
+    failed = first["promote_after_failure"]
+    assert failed.returncode == 2 and "acceptance of 0.1.0-rc.1 on staging failed" in failed.stderr
+    skipped = first["production_skipping_qa"]
+    assert skipped.returncode == 2 and "there is no QA tag" in skipped.stderr  # production comes from qa
+    assert first["qa"]["environment"] == "qa" and first["qa"]["kind"] == "promote" and first["qa"]["digest"] == digest
+    assert first["production"]["environment"] == "production" and first["production"]["digest"] == digest
+    assert first["serving"] == {"staging": digest, "qa": digest, "production": digest}
+    assert first["tagged"] == {"Staging": first["head"], "QA": first["head"], "Production": first["head"]}
+    assert json_of(first["again"]) is None  # nothing to do: no second record
+    assert len(_tags(flow, "deploy/production/")) >= 1 and len(_tags(flow, "accepted/qa/")) >= 1
+    rows = {row["environment"]: row for row in first["status"]}
+    assert set(rows) == set(ENVIRONMENTS)
+    assert all(rows[n]["health"] == "healthy" and rows[n]["running"] == digest for n in ("staging", "qa"))
 
 
-def test_bad_input_is_refused(flow: dict[str, Any]) -> None:
+def test_bad_input_is_refused(flow: dict[str, Any], first: dict[str, Any]) -> None:
     work, env = flow["work"], flow["env"]
-    unknown = cicd(work, "deploy", "qa", env=env, check=False)
-    assert unknown.returncode == 2 and "unknown environment 'qa'" in unknown.stderr
+    on(flow, "main")
+    serving = _metadata(flow["ports"]["staging"])["image_digest"]
+    unknown = cicd(work, "deploy", "nowhere", env=env, check=False)
+    assert unknown.returncode == 2 and "unknown environment 'nowhere'" in unknown.stderr
+    not_promoted = cicd(work, "promote", "staging", env=env, check=False)
+    assert not_promoted.returncode == 2 and "staging is not promoted to" in not_promoted.stderr
     (work / "dirty.txt").write_text("x")
     dirty = cicd(work, "deploy", "staging", env=env, check=False)
     (work / "dirty.txt").unlink()
@@ -120,20 +164,37 @@ def test_bad_input_is_refused(flow: dict[str, Any]) -> None:
     assert unreleased.returncode == 2 and "no release record for commit" in unreleased.stderr
     no_engine = cicd(work, "deploy", "staging", env={**env, "DOCKER_HOST": "tcp://127.0.0.1:9"}, check=False)
     assert no_engine.returncode == 2 and "no Docker engine answers" in no_engine.stderr
-    assert _metadata(flow["ports"]["staging"])["image_digest"] == flow["tested_digest"]  # still serving
+    assert _metadata(flow["ports"]["staging"])["image_digest"] == serving  # still serving
 
 
-def test_a_release_that_never_gets_healthy_leaves_the_old_one_serving(flow: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def second(flow: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    """A second release, merged to main (not deployed)."""
+    on(flow, "develop")
+    git(flow["work"], "merge", "--quiet", "main")
+    git(flow["work"], "commit", "--quiet", "--allow-empty", "-m", "fix: the second release")
+    released = json_of(run(flow, "release"))
+    run(flow, "integration")
+    run(flow, "merge")
+    on(flow, "main")
+    return {"digest": released["digest"], "version": released["version"]}
+
+
+@pytest.fixture(scope="module")
+def second_on_staging(flow: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    on(flow, "main")
+    run(flow, "deploy", "staging")
+    run(flow, "acceptance", "staging")
+    return second
+
+
+def test_a_release_that_never_gets_healthy_leaves_the_old_one_serving(
+    flow: dict[str, Any], second: dict[str, Any], tmp_path: Path
+) -> None:
     work, env, ports = flow["work"], flow["env"], flow["ports"]
-    git(work, "checkout", "--quiet", "develop")
-    git(work, "merge", "--quiet", "main")
-    git(work, "commit", "--quiet", "--allow-empty", "-m", "fix: the second release")
-    cicd(work, "release", env=env)
-    cicd(work, "integration", env=env)
-    cicd(work, "merge", env=env)
-    git(work, "checkout", "--quiet", "main")
-    git(work, "pull", "--quiet", "origin", "main")
-    flow["second_digest"] = __import__("json").loads((work / "artifacts/release.json").read_text())["digest"]
+    on(flow, "main")
+    serving = _metadata(ports["staging"])["image_digest"]
+    records = len(_tags(flow, "deploy/staging/"))
     # the same release with a staging setting that stops the service from starting
     broken = tmp_path / "broken-pipeline.yaml"
     broken.write_text(
@@ -143,65 +204,158 @@ def test_a_release_that_never_gets_healthy_leaves_the_old_one_serving(flow: dict
         .replace("health_timeout: 60", "health_timeout: 20")
     )
     failed = cicd(work, "--config", str(broken), "deploy", "staging", env=env, check=False)
-    assert failed.returncode == 2, failed.stdout[-2000:]
+    assert failed.returncode == 2, failed.stderr[-2000:]
     assert "never answered" in failed.stderr and "no model bundle at '/nope'" in failed.stderr
-    assert _metadata(ports["staging"])["image_digest"] == flow["tested_digest"]  # the old one still serves
-    assert sum(t.startswith("deploy/staging/") for t in git(flow["origin"], "tag", "-l").split()) == 1
-    cicd(work, "deploy", "staging", env=env)
-    assert _metadata(ports["staging"])["image_digest"] == flow["second_digest"]
-    cicd(work, "acceptance", "staging", env=env)
+    assert _metadata(ports["staging"])["image_digest"] == serving  # the old one still serves
+    assert len(_tags(flow, "deploy/staging/")) == records  # and nothing was recorded
 
 
-def test_two_promotions_at_once_have_one_winner(flow: dict[str, Any]) -> None:
-    work, env = flow["work"], flow["env"]
-    results: list[Any] = []
+def test_two_promotions_at_once_have_one_winner(flow: dict[str, Any], second_on_staging: dict[str, Any]) -> None:
+    on(flow, "main")
+    run(flow, "promote", "qa")
+    run(flow, "acceptance", "qa")
+    before = len(_tags(flow, "deploy/production/"))
+    results: list[subprocess.CompletedProcess[str]] = []
 
     def promote() -> None:
-        results.append(cicd(work, "promote", "production", env=env, check=False))
+        results.append(run(flow, "promote", "production", check=False))
 
     threads = [threading.Thread(target=promote) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    winners = [r for r in results if "production now runs 0.1.0-rc.2" in r.stdout]
+    winners = [r for r in results if r.returncode == 0 and json_of(r).get("version") == second_on_staging["version"]]
     losers = [r for r in results if r not in winners]
-    assert len(winners) == 1, [(r.returncode, r.stdout[-500:], r.stderr) for r in results]
-    assert "in progress" in losers[0].stderr or "nothing to do" in losers[0].stdout
-    tags = git(flow["origin"], "tag", "-l").split()
-    assert sum(t.startswith("deploy/production/") for t in tags) == 2
-    assert git(flow["origin"], "rev-list", "-n1", "Production") == git(flow["origin"], "rev-list", "-n1", "Staging")
-    assert _metadata(flow["ports"]["production"])["image_digest"] == flow["second_digest"]
+    assert len(winners) == 1, [(r.returncode, r.stdout[-500:], r.stderr[-500:]) for r in results]
+    assert "in progress" in losers[0].stderr or (losers[0].returncode == 0 and json_of(losers[0]) is None)
+    assert len(_tags(flow, "deploy/production/")) == before + 1
+    assert git(flow["origin"], "rev-list", "-n1", "Production") == git(flow["origin"], "rev-list", "-n1", "QA")
+    assert _metadata(flow["ports"]["production"])["image_digest"] == second_on_staging["digest"]
 
 
-def test_rollback_redeploys_the_previous_digest(flow: dict[str, Any]) -> None:
-    work, env = flow["work"], flow["env"]
-    result = cicd(work, "rollback", "production", env=env)
-    assert "production now runs 0.1.0-rc.1" in result.stdout
-    assert _metadata(flow["ports"]["production"])["image_digest"] == flow["tested_digest"]
-    engine: Engine = flow["engine"]
+def test_rollback_redeploys_the_previous_digest(
+    flow: dict[str, Any], first: dict[str, Any], second_on_staging: dict[str, Any], engine: Engine
+) -> None:
+    on(flow, "main")
+    run(flow, "promote", "qa")  # "nothing to do" when another test did it already
+    run(flow, "acceptance", "qa")
+    run(flow, "promote", "production")
+    assert _metadata(flow["ports"]["production"])["image_digest"] == second_on_staging["digest"]
+    rolled = json_of(run(flow, "rollback", "production"))
+    assert rolled["kind"] == "rollback" and rolled["digest"] == first["digest"]
+    assert _metadata(flow["ports"]["production"])["image_digest"] == first["digest"]
     labels = {"io.trainyard.environment": "production", "io.trainyard.port": str(flow["ports"]["production"])}
     assert len(engine.containers.find(labels)) == 1  # the retired ones are gone: no strays
 
 
-def test_a_port_taken_by_another_program_is_refused(flow: dict[str, Any]) -> None:
+def test_a_port_taken_by_another_program_is_refused(flow: dict[str, Any], first: dict[str, Any]) -> None:
     work, env, port = flow["work"], flow["env"], flow["ports"]["integration"]
-    git(work, "checkout", "--quiet", "develop")
+    on(flow, "develop")
     try:
         with socket.socket() as squatter:
             squatter.bind(("127.0.0.1", port))
             squatter.listen()
             result = cicd(work, "deploy", "integration", env=env, check=False)
     finally:
-        git(work, "checkout", "--quiet", "main")
+        on(flow, "main")
     assert result.returncode == 2
     assert f"port {port} of environment integration is taken by another program" in result.stderr
 
 
-def test_a_registry_that_is_down_leaves_the_environment_serving(flow: dict[str, Any]) -> None:
-    work, env = flow["work"], flow["env"]
-    flow["registry"].process.terminate()
-    flow["registry"].process.wait(timeout=10)
-    result = cicd(work, "deploy", "staging", env=env, check=False)
+def test_a_registry_that_is_down_leaves_the_environment_serving(flow: dict[str, Any], first: dict[str, Any]) -> None:
+    on(flow, "main")
+    serving = _metadata(flow["ports"]["staging"])["image_digest"]
+    registry: Registry = flow["registry"]
+    registry.stop()
+    try:  # a deploy always pulls by digest, even an image the engine has: the registry is the truth
+        result = cicd(flow["work"], "deploy", "staging", env=flow["env"], check=False)
+    finally:
+        registry.restart()
     assert result.returncode == 2 and "cannot pull" in result.stderr, result.stderr
-    assert _metadata(flow["ports"]["staging"])["image_digest"] == flow["second_digest"]
+    assert _metadata(flow["ports"]["staging"])["image_digest"] == serving
+
+
+def test_the_records_are_read_back_newest_first(flow: dict[str, Any], first: dict[str, Any]) -> None:
+    from cicd.environments import deploy_records
+
+    with Context(config=load_config(flow["work"] / "cicd/pipeline.yaml", env={}), root=flow["work"]) as ctx:
+        records = deploy_records(ctx)
+    times = [r.when() for r in records]
+    assert times == sorted(times, reverse=True) and len(records) >= 3  # staging, qa, production
+
+
+def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
+    """Everything a write could change: refs (tags, notes, branches) here and in origin, the checkout,
+    images and containers on the engine, and what the registry holds."""
+    registry: Registry = flow["registry"]
+    catalog = request_json(f"http://{registry.address}/v2/_catalog")[1]["repositories"]
+    tags = {repo: request_json(f"http://{registry.address}/v2/{repo}/tags/list")[1]["tags"] for repo in catalog}
+    return {
+        "refs": git(flow["work"], "for-each-ref", "--format=%(refname) %(objectname)"),
+        "origin": git(flow["origin"], "for-each-ref", "--format=%(refname) %(objectname)"),
+        "checkout": (
+            git(flow["work"], "rev-parse", "--abbrev-ref", "HEAD"),
+            git(flow["work"], "status", "--porcelain"),
+        ),
+        "images": sorted((str(i.id), tuple(sorted(i.tags))) for i in engine.client.images.list(all=True)),
+        "containers": sorted((str(c.id), c.status) for c in engine.client.containers.list(all=True)),
+        "registry": tags,
+    }
+
+
+DRY_RUNS = {
+    "develop": [
+        ["ci", "--event", "push"],
+        ["ci", "--event", "pull_request"],
+        ["build"],
+        ["unit"],
+        ["lint"],
+        ["release"],
+        ["integration"],
+        ["merge"],
+        ["deploy", "integration"],
+    ],
+    "main": [
+        ["ci", "--event", "push"],
+        ["ci", "--event", "manual"],
+        ["deploy", "staging"],
+        ["acceptance", "staging"],
+        ["promote", "qa"],
+        ["promote", "production"],
+        ["rollback", "staging"],
+        ["retrain", "--force", "--date", "2026-01-02"],
+    ],
+}
+
+
+def test_dry_runs_change_nothing_anywhere(
+    flow: dict[str, Any], first: dict[str, Any], second_on_staging: dict[str, Any], engine: Engine
+) -> None:
+    """``--dry-run`` for both CI rows and each session, in a flow with real state: byte for byte, nothing moves."""
+    results = []
+    for branch, commands in DRY_RUNS.items():
+        on(flow, branch)
+        for args in commands:
+            before = _snapshot(flow, engine)
+            result = cicd(flow["work"], "--dry-run", "--json", *args, env=flow["env"], check=False)
+            after = _snapshot(flow, engine)
+            assert after == before, f"--dry-run {' '.join(args)} on {branch} changed something"
+            results.append((branch, args, result))
+    on(flow, "main")
+    shown = "\n".join(f"{b} {' '.join(a)}: exit {r.returncode} {r.stderr[-300:]}" for b, a, r in results)
+    assert all(r.returncode == 0 for _, _, r in results), shown
+    assert all("Traceback" not in r.stderr for _, _, r in results), shown
+    outputs = {(b, " ".join(a)): json.loads(r.stdout) for b, a, r in results}
+    assert all(o["dry_run"] is True for o in outputs.values())
+    for key in (("develop", "ci --event push"), ("main", "ci --event push")):
+        ran = outputs[key]["result"]
+        assert ran["ok"] and ran["steps"], ran
+        for step in ran["steps"]:  # every session of the row ran, dry, and said what it would write
+            assert step["exit_code"] == 0 and step["result"]["dry_run"] is True, step
+    # what a dry release would have written, said and not done
+    would = outputs[("develop", "release")]["writes"]
+    assert any(w.startswith("[dry-run] build trainyard/sample-ml:") for w in would), would
+    assert any(w.startswith("[dry-run] push ") and "credentials:" in w for w in would), would
+    assert any(w.startswith("[dry-run] tag ") for w in would), would
+    assert outputs[("develop", "release")]["result"]["released"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,9 +30,10 @@ def test_release_is_recorded_in_git_and_pushed_by_digest(
 
 
 def test_integration_stage_runs_against_the_released_image(released_flow: dict[str, Any]) -> None:
-    result = cicd(released_flow["work"], "integration", env=released_flow["env"])
-    assert "integration tests passed against 0.1.0-rc.1" in result.stdout
-    assert "4 passed" in result.stdout
+    result = json.loads(cicd(released_flow["work"], "--json", "integration", env=released_flow["env"]).stdout)
+    assert result["result"]["passed"] is True and result["result"]["version"] == "0.1.0-rc.1"
+    assert re.search(r"\b4 passed\b", result["result"]["summary"]), result["result"]["summary"]
+    assert any(w.startswith("add the note") and '"stage": "integration"' in w for w in result["writes"])
 
 
 def test_release_refuses_a_dirty_tree(released_flow: dict[str, Any]) -> None:
@@ -91,6 +93,6 @@ def test_a_refused_push_says_so_and_never_prints_the_password(released_flow: dic
         secured.process.terminate()
         secured.process.wait(timeout=10)
     assert result.returncode == 2, result.stdout[-2000:]
-    assert "refused" in result.stderr or "failed" in result.stderr
+    assert f"the registry refused {secured.address}/sample-ml:0.1.0-rc.2" in result.stderr, result.stderr[-2000:]
     assert "canary-wrong-password" not in result.stdout + result.stderr
     assert "v0.1.0-rc.2" not in git(work, "tag", "-l")  # nothing recorded for a release that did not ship

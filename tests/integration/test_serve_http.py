@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -93,13 +94,19 @@ def test_serve_refuses_a_missing_bundle_before_binding(tmp_path: Path) -> None:
 
 def test_the_local_demo_runs_the_sample_cli_end_to_end(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cicd", "demo", "--local", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "cicd", "--json", "demo", "--local", "--workdir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    for stage in ("train", "evaluate", "predict", "serve"):
-        assert any(line.startswith(stage) and " ok " in line for line in result.stdout.splitlines()), stage
+    report = json.loads(result.stdout)
+    assert report["ok"] and [s["name"] for s in report["stages"] if s["ok"]] == [
+        "train",
+        "evaluate",
+        "predict",
+        "serve",
+    ]
+    assert json.loads((tmp_path / "report.json").read_text()) == report  # the same, kept beside the outputs
     assert (tmp_path / "evaluation" / "evaluation.png").is_file()

@@ -9,6 +9,7 @@ cluster, the rollout wait and the undo are not tested.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -21,7 +22,7 @@ REFERENCE = f"registry.example.com/sample-ml@{DIGEST}"
 
 
 @pytest.fixture
-def manifests() -> list[dict]:
+def manifests() -> list[dict[str, Any]]:
     cfg = load_config(DEFAULT_PATH, env={})
     env = replace(
         cfg.environment("production"),
@@ -32,12 +33,12 @@ def manifests() -> list[dict]:
 
 
 @pytest.mark.parametrize("version", ["1.30", "1.33"])
-def test_manifests_are_valid_kubernetes(manifests: list[dict], version: str) -> None:
+def test_manifests_are_valid_kubernetes(manifests: list[dict[str, Any]], version: str) -> None:
     for manifest in manifests:
         kubernetes_validate.validate(manifest, version, strict=True)
 
 
-def test_deployment_runs_the_digest_with_probes_and_a_safe_rollout(manifests: list[dict]) -> None:
+def test_deployment_runs_the_digest_with_probes_and_a_safe_rollout(manifests: list[dict[str, Any]]) -> None:
     deployment, service = manifests
     spec = deployment["spec"]
     container = spec["template"]["spec"]["containers"][0]
