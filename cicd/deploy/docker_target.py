@@ -16,7 +16,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -28,6 +28,7 @@ from cicd.http import free_port, wait_healthy
 from cicd.images import Container, Engine
 
 log = logging.getLogger(__name__)
+Probe = Callable[[str, float, Callable[[], bool] | None], bool]
 LABEL = "io.trainyard"
 LOCKS = CACHE / "locks"
 
@@ -65,8 +66,9 @@ def environment_lock(project: str, environment: str, where: str) -> Iterator[Non
 
 
 class DockerTarget:
-    def __init__(self, config: PipelineConfig, env: Environment, engine: Engine) -> None:
-        self.config, self.env, self.engine = config, env, engine
+    def __init__(self, config: PipelineConfig, env: Environment, engine: Engine, probe: Probe = wait_healthy) -> None:
+        """``probe(url, timeout, is_alive)``: True once ``url`` answers 200 (a real HTTP poll by default)."""
+        self.config, self.env, self.engine, self.probe = config, env, engine, probe
 
     def _labels(self) -> dict[str, str]:
         # The port is part of the identity: two checkouts of one project on one engine (say, the
@@ -96,7 +98,7 @@ class DockerTarget:
         if not running:
             return None
         labels = running[0].labels
-        healthy = wait_healthy(f"{self.env.url}{self.env.health_path}", timeout=3)
+        healthy = self.probe(f"{self.env.url}{self.env.health_path}", 3, None)
         return Live(
             environment=self.env.name,
             reference=str(labels.get(f"{LABEL}.reference", "")),
@@ -125,7 +127,7 @@ class DockerTarget:
     def _healthy(self, cid: str, port: int) -> bool:
         start = time.monotonic()
         url = f"http://127.0.0.1:{port}{self.env.health_path}"
-        healthy = wait_healthy(url, self.env.health_timeout, lambda: self.engine.containers.running(cid))
+        healthy = self.probe(url, self.env.health_timeout, lambda: self.engine.containers.running(cid))
         state = "healthy" if healthy else "not healthy"
         log.info("health wait: %.2f s on port %d (%s)", time.monotonic() - start, port, state)
         return healthy

@@ -1,0 +1,258 @@
+"""Fakes at the git and Docker boundaries, for unit tests of the orchestration (no git, no engine).
+
+:class:`FakeRepo` keeps refs, annotated tags and notes in dictionaries and honours the same
+:class:`~cicd.writes.Writes` gate as :class:`cicd.gitops.Repo`; :class:`FakeEngine` keeps
+containers in a dictionary. Both record every write in order, so a test asserts what happened.
+Real tests of the same boundaries are in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+from cicd.config import PipelineConfig, load_config
+from cicd.context import Context
+from cicd.errors import ContainerError, DirtyTreeError, GitError, PushError
+from cicd.gitops import Repo, TagInfo
+from cicd.http import free_port
+from cicd.images import Container, Engine
+from cicd.writes import Writes
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class FakeRepo:
+    """Just enough of :class:`cicd.gitops.Repo` for the stages: one branch head, tags, notes."""
+
+    def __init__(self, writes: Writes, head: str = "c" * 40, branch: str = "main") -> None:
+        self.writes = writes
+        self._head, self._branch = head, branch
+        self.tags_: dict[str, TagInfo] = {}
+        self.notes_: dict[str, list[dict[str, Any]]] = {}
+        self.heads: dict[str, str] = {"main": head, "develop": "d" * 40}
+        self.remote_tags: dict[str, TagInfo] = {}
+        self.dirty: list[str] = []
+        self.refuse_push = False
+        self.log: list[str] = []
+
+    # reading
+    def head(self) -> str:
+        return self._head
+
+    def tree(self, rev: str = "HEAD") -> str:
+        return "t" * 40
+
+    def commit_time(self, rev: str = "HEAD") -> int:
+        return 1_700_000_000
+
+    def branch(self, env: Mapping[str, str]) -> str:
+        return self._branch
+
+    def dirty_paths(self) -> list[str]:
+        return list(self.dirty)
+
+    def ensure_clean(self) -> None:
+        if self.dirty:
+            raise DirtyTreeError(self.dirty)
+
+    def tags(self) -> list[str]:
+        return list(self.tags_)
+
+    def tag(self, name: str) -> TagInfo | None:
+        return self.tags_.get(name)
+
+    def tag_infos(self) -> list[TagInfo]:
+        return list(self.tags_.values())
+
+    def tag_object(self, name: str) -> str | None:
+        return f"obj-{name}-{self.tags_[name].commit}" if name in self.tags_ else None
+
+    def messages_since(self, tag: str | None, rev: str = "HEAD") -> list[str]:
+        return ["feat: something"]
+
+    def branches(self) -> list[str]:
+        return list(self.heads)
+
+    def is_ancestor(self, commit: str, rev: str = "HEAD") -> bool:
+        return commit == self._head
+
+    def rev(self, name: str) -> str:
+        if name in ("HEAD", self._head):
+            return self._head
+        if name in self.heads:
+            return self.heads[name]
+        if name in self.heads.values():
+            return name
+        raise GitError(f"no branch, tag or commit named {name!r}")
+
+    def has_remote(self, name: str = "origin") -> bool:
+        return True
+
+    def remote_url(self, name: str = "origin") -> str | None:
+        return "file:///origin.git"
+
+    def notes(self, rev: str = "HEAD") -> list[dict[str, Any]]:
+        return list(self.notes_.get(self.rev(rev), []))
+
+    # writing, through the gate like the real one
+    def create_tag(self, name: str, message: str, rev: str = "HEAD", *, force: bool = False) -> None:
+        if not force and name in self.tags_:
+            raise GitError(f"tag {name!r} already exists")
+        commit = self._head if rev == "HEAD" else rev
+        if self.writes.allow(f"tag {commit[:12]} as {name}"):
+            self.tags_[name] = TagInfo(name, commit, message)
+            self.log.append(f"tag {name}")
+
+    def delete_tag(self, name: str) -> None:
+        if name in self.tags_ and self.writes.allow(f"delete tag {name}"):
+            del self.tags_[name]
+            self.log.append(f"delete {name}")
+
+    def push(self, refspecs: Sequence[str], remote: str = "origin", *, extra: Sequence[str] = ()) -> None:
+        if not self.writes.allow(f"push {' '.join(refspecs)} to {remote} atomically"):
+            return
+        if self.refuse_push:
+            raise PushError(f"pushing {', '.join(refspecs)} to {remote} was refused, nothing was pushed")
+        for spec in refspecs:
+            name = spec.lstrip("+").removeprefix("refs/tags/")
+            if name in self.tags_:
+                self.remote_tags[name] = self.tags_[name]
+        self.log.append(f"push {' '.join(refspecs)} {' '.join(extra)}".strip())
+
+    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD") -> None:
+        if self.writes.allow(f"add the note {dict(record)} to {rev}"):
+            self.notes_.setdefault(self.rev(rev), []).append(dict(record))
+            self.log.append(f"note {record.get('stage')}")
+
+    def merge(self, source: str, target: str, *, remote: str | None = "origin") -> str:
+        self.ensure_clean()
+        self.rev(source)
+        if not self.writes.allow(f"merge {source} into {target}"):
+            return self._head
+        merged = f"m{len(self.log):039d}"
+        self.heads[target] = merged
+        self.log.append(f"merge {source} -> {target}")
+        return merged
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    image: str
+    labels: dict[str, str]
+    running: bool = True
+    port: int = 0
+
+
+@dataclass
+class FakeContainers:
+    writes: Writes
+    items: dict[str, FakeContainer] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def start_service(
+        self, image: str, name: str, env: Mapping[str, str], *, labels: Mapping[str, str] | None = None
+    ) -> str:
+        if not self.writes.allow(f"start the service {name} from {image}"):
+            return ""
+        cid = f"c{next(self.ids)}"
+        self.items[cid] = FakeContainer(cid, image, dict(labels or {}), port=int(env["SERVICE_PORT"]))
+        self.log.append(f"start {cid} {image} :{env['SERVICE_PORT']} {(labels or {}).get('io.trainyard.role')}")
+        return cid
+
+    def find(self, labels: Mapping[str, str], *, all_states: bool = True) -> list[Container]:
+        return [
+            Container(c.id, c.id, dict(c.labels), c.running)
+            for c in self.items.values()
+            if all(c.labels.get(k) == v for k, v in labels.items()) and (all_states or c.running)
+        ]
+
+    def stop(self, ref: str, timeout: int = 10, *, keep: bool = False) -> int | None:
+        if ref not in self.items:
+            return None
+        self.items[ref].running = False
+        self.log.append(f"stop {ref}" + (" (kept)" if keep else ""))
+        if not keep:
+            del self.items[ref]
+        return 0
+
+    def start(self, ref: str) -> None:
+        if ref not in self.items:
+            raise ContainerError(f"cannot restart container {ref}")
+        self.items[ref].running = True
+        self.log.append(f"restart {ref}")
+
+    def remove(self, ref: str) -> None:
+        if self.items.pop(ref, None) is not None:
+            self.log.append(f"remove {ref}")
+
+    def running(self, ref: str) -> bool:
+        return ref in self.items and self.items[ref].running
+
+    def logs_tail(self, ref: str, lines: int = 25) -> list[str]:
+        return [f"log of {ref}"]
+
+
+@dataclass
+class FakeImages:
+    present: set[str] = field(default_factory=set)
+
+    def exists(self, ref: str) -> bool:
+        return ref in self.present
+
+
+@dataclass
+class FakeRegistry:
+    writes: Writes
+    pulled: list[str] = field(default_factory=list)
+
+    def pull(self, reference: str, credentials: tuple[str, str] | None) -> str:
+        if not self.writes.allow(f"pull {reference}"):
+            return reference
+        self.pulled.append(reference)
+        return "sha256:" + reference.rsplit(":", 1)[-1]
+
+
+class FakeEngine:
+    where = "a fake engine"
+
+    def __init__(self, writes: Writes) -> None:
+        self.writes = writes
+        self.containers = FakeContainers(writes)
+        self.images = FakeImages()
+        self.registry = FakeRegistry(writes)
+
+    def close(self) -> None:
+        pass
+
+
+def config(**environments: dict[str, Any]) -> PipelineConfig:
+    """The repository's own spec, a registry configured, every environment on a free port, with
+    some environments changed (or added, as copies of staging)."""
+    base = load_config(ROOT / "cicd" / "pipeline.yaml", env={"TRAINYARD_REGISTRY": "registry.test:5000"})
+    envs = {name: replace(env, port=free_port()) for name, env in base.environments.items()}
+    for name, changes in environments.items():
+        envs[name] = replace(envs[name], **changes) if name in envs else replace(envs["staging"], name=name, **changes)
+    return replace(base, environments=envs)
+
+
+def context(cfg: PipelineConfig | None = None, *, dry_run: bool = False, branch: str = "main") -> Context:
+    ctx = Context(config=cfg or config(), root=ROOT, env={}, dry_run=dry_run, branch_override=branch)
+    repo, engine = FakeRepo(ctx.writes, branch=branch), FakeEngine(ctx.writes)
+    return ctx.use(repo=cast(Repo, repo), engine=cast(Engine, engine))
+
+
+def fake_repo(ctx: Context) -> FakeRepo:
+    return cast(FakeRepo, ctx.repo)
+
+
+def fake_engine(ctx: Context) -> FakeEngine:
+    return cast(FakeEngine, ctx.engine)

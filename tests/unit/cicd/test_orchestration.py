@@ -1,0 +1,364 @@
+"""The orchestration decisions, with fakes at the git and Docker boundaries (no git, no engine):
+the merge gate, deploy and its recovery when the record cannot be pushed, the container swap and
+its rollback path, promotion between any environments, rollback, and ``ci`` running a row.
+
+The same paths run for real, through Docker and git, in ``tests/integration/test_environments.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from cicd import __main__ as cli
+from cicd import environments, flow
+from cicd.context import Context
+from cicd.deploy.docker_target import DockerTarget
+from cicd.errors import CICDError, DeployError, HealthCheckError, PromotionError, PushError
+from cicd.proc import Completed
+from cicd.records import AcceptanceRecord, DeployRecord, ReleaseRecord, timestamp
+from tests.unit.cicd.fakes import FakeEngine, config, context, fake_engine, fake_repo
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def release(ctx: Context, version: str, digest: str, minutes: int = 0) -> ReleaseRecord:
+    repo = fake_repo(ctx)
+    record = ReleaseRecord(
+        version=version,
+        pep440=version,
+        commit=repo.head(),
+        tree=repo.tree(),
+        branch="develop",
+        image=f"sha256:{digest}",
+        reference=f"registry.test:5000/sample-ml@sha256:{digest}",
+        digest=f"sha256:{digest}",
+        created=timestamp(T0 + timedelta(minutes=minutes)),
+        tag=f"v{version}",
+    )
+    repo.tags_[record.tag] = repo_tag(record.tag, record.commit, record.to_message())
+    return record
+
+
+def repo_tag(name: str, commit: str, message: str) -> Any:
+    from cicd.gitops import TagInfo
+
+    return TagInfo(name, commit, message)
+
+
+class Health:
+    """The fake probe: a service answers unless its image is broken (in the role given)."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine, self.broken, self.calls = engine, set[tuple[str, str]](), 0
+
+    def __call__(self, url: str, timeout: float, is_alive: Callable[[], bool] | None) -> bool:
+        self.calls += 1
+        port = urlparse(url).port
+        for c in self.engine.containers.items.values():
+            if c.port == port and c.running:
+                role = c.labels.get("io.trainyard.role", "")
+                return (c.image, role) not in self.broken and (c.image, "*") not in self.broken
+        return False
+
+
+@pytest.fixture
+def health(monkeypatch: pytest.MonkeyPatch) -> Callable[[Context], Health]:
+    """Every target gets the fake engine and the fake probe; promotion's smoke check asks the probe."""
+    made: dict[int, Health] = {}
+
+    def for_ctx(ctx: Context) -> Health:
+        return made.setdefault(id(ctx), Health(fake_engine(ctx)))
+
+    def target(ctx: Context, env: Any) -> DockerTarget:
+        return DockerTarget(ctx.config, env, ctx.engine, probe=for_ctx(ctx))
+
+    monkeypatch.setattr(environments, "get_target", target)
+    monkeypatch.setattr(environments, "_smoke", lambda env: True)
+    return for_ctx
+
+
+def serving(ctx: Context, environment: str) -> list[str]:
+    return [
+        c.labels["io.trainyard.digest"]
+        for c in fake_engine(ctx).containers.items.values()
+        if c.running and c.labels.get("io.trainyard.environment") == environment
+    ]
+
+
+# --- the merge gate -------------------------------------------------------------------------
+def test_a_feature_branch_merges_into_develop_only_with_a_passing_unit_note() -> None:
+    ctx = context(branch="feature/x")
+    repo = fake_repo(ctx)
+    repo.heads["feature/x"] = "f" * 40
+    with pytest.raises(CICDError, match=r"no passing `unit` record; run `nox -s build unit`"):
+        flow.merge(ctx)
+    repo.notes_["f" * 40] = [{"stage": "unit", "result": "failed"}]
+    with pytest.raises(CICDError, match="no passing `unit` record"):
+        flow.merge(ctx)
+    repo.notes_["f" * 40].append({"stage": "unit", "result": "passed"})
+    merged = flow.merge(ctx)
+    assert merged["target"] == "develop" and repo.log == ["merge feature/x -> develop"]
+
+
+def test_develop_merges_into_the_release_branch_that_exists_only_after_integration() -> None:
+    ctx = context(branch="develop")
+    repo = fake_repo(ctx)
+    repo.notes_["d" * 40] = [{"stage": "unit", "result": "passed"}]  # not enough for develop
+    with pytest.raises(CICDError, match="no passing `integration` record"):
+        flow.merge(ctx)
+    repo.notes_["d" * 40].append({"stage": "integration", "result": "passed"})
+    assert flow.merge(ctx)["target"] == "main"  # master is listed first, but only main exists
+    with pytest.raises(CICDError, match="is a release branch"):
+        flow.merge(context(branch="main"))
+
+
+def test_a_dry_merge_writes_nothing() -> None:
+    ctx = context(branch="develop", dry_run=True)
+    fake_repo(ctx).notes_["d" * 40] = [{"stage": "integration", "result": "passed"}]
+    assert flow.merge(ctx)["merged"] is False
+    assert fake_repo(ctx).log == [] and ctx.writes.journal == ["[dry-run] merge develop into main"]
+
+
+# --- deploy, and what happens when its record cannot be pushed ------------------------------
+def test_deploy_runs_this_commits_release_by_digest_and_records_it(health: Any) -> None:
+    ctx = context()
+    health(ctx)
+    rel = release(ctx, "0.1.0", "a" * 8)
+    record = environments.deploy(ctx, "staging")
+    repo = fake_repo(ctx)
+    assert fake_engine(ctx).registry.pulled == [rel.reference]
+    assert serving(ctx, "staging") == [rel.digest]
+    assert record.tag in repo.remote_tags and repo.tags_["Staging"].commit == repo.head()
+    push = next(line for line in repo.log if line.startswith("push"))
+    assert "+refs/tags/Staging" in push and "--force-with-lease=refs/tags/Staging:" in push
+
+
+def test_a_refused_push_restores_the_tags_and_the_previous_release(health: Any) -> None:
+    ctx = context()
+    health(ctx)
+    first = release(ctx, "0.1.0", "a" * 8)
+    environments.deploy(ctx, "staging")
+    repo = fake_repo(ctx)
+    staging_before = repo.tags_["Staging"]
+    release(ctx, "0.2.0", "b" * 8, minutes=5)
+    repo.refuse_push = True
+    with pytest.raises(PushError):
+        environments.deploy(ctx, "staging")
+    assert repo.tags_["Staging"] == staging_before
+    assert len([t for t in repo.tags_ if t.startswith("deploy/staging/")]) == 1
+    assert serving(ctx, "staging") == [first.digest]
+
+
+def test_dry_deploy_changes_nothing(health: Any) -> None:
+    ctx = context(dry_run=True)
+    health(ctx)
+    release(ctx, "0.1.0", "a" * 8)
+    tags_before = dict(fake_repo(ctx).tags_)
+    environments.deploy(ctx, "staging")
+    assert fake_repo(ctx).tags_ == tags_before and fake_engine(ctx).containers.items == {}
+    assert all(w.startswith("[dry-run] ") for w in ctx.writes.journal) and len(ctx.writes.journal) >= 4
+
+
+# --- the swap -------------------------------------------------------------------------------
+def test_a_candidate_that_never_gets_healthy_never_touches_the_one_serving(health: Any) -> None:
+    ctx = context()
+    probe = health(ctx)
+    release(ctx, "0.1.0", "a" * 8)
+    environments.deploy(ctx, "staging")
+    old = set(fake_engine(ctx).containers.items)
+    release(ctx, "0.2.0", "b" * 8, minutes=5)
+    probe.broken.add(("sha256:" + "b" * 8, "*"))
+    fake_engine(ctx).containers.log.clear()
+    with pytest.raises(HealthCheckError, match="nothing else was changed") as caught:
+        environments.deploy(ctx, "staging")
+    assert caught.value.log_tail  # the candidate's log is in the error
+    assert set(fake_engine(ctx).containers.items) == old and serving(ctx, "staging") == ["sha256:" + "a" * 8]
+    assert not any(line.startswith("stop") for line in fake_engine(ctx).containers.log)  # never stopped
+
+
+def test_a_release_that_fails_after_the_swap_is_removed_and_the_old_one_restarted(health: Any) -> None:
+    ctx = context()
+    probe = health(ctx)
+    release(ctx, "0.1.0", "a" * 8)
+    environments.deploy(ctx, "staging")
+    (old,) = fake_engine(ctx).containers.items
+    release(ctx, "0.2.0", "b" * 8, minutes=5)
+    probe.broken.add(("sha256:" + "b" * 8, "serving"))  # healthy as a candidate, not on the real port
+    log = fake_engine(ctx).containers.log
+    log.clear()
+    with pytest.raises(HealthCheckError, match="the previous release is serving again"):
+        environments.deploy(ctx, "staging")
+    steps = [line.split()[0] for line in log]
+    assert steps == ["start", "remove", "stop", "start", "remove", "restart"], log
+    assert f"stop {old} (kept)" in log and f"restart {old}" in log
+    assert serving(ctx, "staging") == ["sha256:" + "a" * 8]
+
+
+def test_a_good_swap_retires_every_other_container(health: Any) -> None:
+    ctx = context()
+    health(ctx)
+    release(ctx, "0.1.0", "a" * 8)
+    environments.deploy(ctx, "staging")
+    release(ctx, "0.2.0", "b" * 8, minutes=5)
+    environments.deploy(ctx, "staging")
+    assert serving(ctx, "staging") == ["sha256:" + "b" * 8] and len(fake_engine(ctx).containers.items) == 1
+
+
+# --- promotion between any environments, and rollback ---------------------------------------
+def staged(ctx: Context, env: str, digest: str, *, accepted: bool | None, minutes: int = 0) -> DeployRecord:
+    """A recorded deployment to ``env`` of the head commit, its moving tag, and an acceptance verdict."""
+    repo = fake_repo(ctx)
+    when = T0 + timedelta(minutes=minutes)
+    record = DeployRecord(
+        environment=env,
+        version="1.0.0",
+        digest=f"sha256:{digest}",
+        reference=f"registry.test:5000/sample-ml@sha256:{digest}",
+        image=f"sha256:{digest}",
+        commit=repo.head(),
+        time=timestamp(when),
+        who="test",
+        tag=DeployRecord.tag_name(env, when),
+    )
+    repo.tags_[record.tag] = repo_tag(record.tag, record.commit, record.to_message())
+    tag = ctx.config.environment(env).tag
+    if tag:
+        repo.tags_[tag] = repo_tag(tag, record.commit, "moving")
+    if accepted is not None:
+        later = when + timedelta(seconds=30)
+        verdict = AcceptanceRecord(
+            env,
+            record.tag,
+            record.digest,
+            record.commit,
+            accepted,
+            timestamp(later),
+            "",
+            tag=AcceptanceRecord.tag_name(env, later),
+        )
+        repo.tags_[verdict.tag] = repo_tag(verdict.tag, record.commit, verdict.to_message())
+    return record
+
+
+FOUR = {"qa": {"tag": "QA", "promote_from": "staging"}, "production": {"promote_from": "qa"}}
+
+
+def test_promotion_takes_the_accepted_release_of_the_environment_the_spec_names(health: Any) -> None:
+    ctx = context(config(**FOUR))
+    health(ctx)
+    staged(ctx, "staging", "a" * 8, accepted=True)
+    with pytest.raises(PromotionError, match="there is no QA tag"):  # production comes from qa, not staging
+        environments.promote(ctx, "production")
+    promoted = environments.promote(ctx, "qa")
+    assert promoted is not None and promoted.kind == "promote" and promoted.environment == "qa"
+    assert serving(ctx, "qa") == ["sha256:" + "a" * 8] and fake_repo(ctx).tags_["QA"].commit == fake_repo(ctx).head()
+    with pytest.raises(PromotionError, match=r"acceptance of 1\.0\.0 on qa has not run"):
+        environments.promote(ctx, "production")
+    with pytest.raises(PromotionError, match="staging is not promoted to"):
+        environments.promote(ctx, "staging")
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "message"),
+    [([], "has not run"), ([False], "failed"), ([True, False], "failed")],  # the newest verdict counts
+)
+def test_promotion_refuses_without_a_passing_newest_acceptance(health: Any, verdicts: list[bool], message: str) -> None:
+    ctx = context()
+    health(ctx)
+    record = staged(ctx, "staging", "a" * 8, accepted=None)
+    for n, passed in enumerate(verdicts):
+        when = T0 + timedelta(minutes=n + 1)
+        verdict = AcceptanceRecord(
+            "staging",
+            record.tag,
+            record.digest,
+            record.commit,
+            passed,
+            timestamp(when),
+            "",
+            tag=AcceptanceRecord.tag_name("staging", when),
+        )
+        fake_repo(ctx).tags_[verdict.tag] = repo_tag(verdict.tag, record.commit, verdict.to_message())
+    with pytest.raises(PromotionError, match=rf"acceptance of 1\.0\.0 on staging {message}"):
+        environments.promote(ctx, "production")
+    assert fake_engine(ctx).containers.items == {}
+
+
+def test_promoting_what_already_runs_does_nothing(health: Any) -> None:
+    ctx = context()
+    health(ctx)
+    staged(ctx, "staging", "a" * 8, accepted=True)
+    assert environments.promote(ctx, "production") is not None
+    tags = dict(fake_repo(ctx).tags_)
+    assert environments.promote(ctx, "production") is None and fake_repo(ctx).tags_ == tags
+
+
+def test_a_promotion_that_fails_its_smoke_check_is_rolled_back(health: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = context()
+    health(ctx)
+    staged(ctx, "production", "0" * 8, accepted=None, minutes=-60)  # what production ran before
+    environments.deploy(ctx, "production", release=_as_deployable("0" * 8), kind="deploy", check_branch=False)
+    staged(ctx, "staging", "a" * 8, accepted=True)
+    monkeypatch.setattr(environments, "_smoke", lambda env: False)
+    with pytest.raises(PromotionError, match="failed its smoke check in production and was rolled back"):
+        environments.promote(ctx, "production")
+    assert serving(ctx, "production") == ["sha256:" + "0" * 8]
+    kinds = [r.kind for r in environments.deploy_records(ctx) if r.environment == "production"]
+    assert kinds[:2] == ["rollback", "promote"]  # newest first, by the records' own time
+
+
+def _as_deployable(digest: str) -> DeployRecord:
+    return DeployRecord(
+        "x",
+        "0.9.0",
+        f"sha256:{digest}",
+        f"registry.test:5000/sample-ml@sha256:{digest}",
+        f"sha256:{digest}",
+        "c" * 40,
+        timestamp(T0),
+        "test",
+    )
+
+
+def test_rollback_redeploys_the_newest_earlier_different_digest(health: Any) -> None:
+    ctx = context()
+    health(ctx)
+    with pytest.raises(DeployError, match="no earlier deployment"):
+        environments.rollback(ctx, "staging")
+    for n, digest in enumerate(("a" * 8, "b" * 8, "b" * 8)):
+        release(ctx, f"0.{n + 1}.0", digest, minutes=n)
+        environments.deploy(ctx, "staging")
+    rolled = environments.rollback(ctx, "staging")
+    assert rolled.kind == "rollback" and rolled.digest == "sha256:" + "a" * 8
+    assert serving(ctx, "staging") == ["sha256:" + "a" * 8]
+
+
+# --- ci runs a row ---------------------------------------------------------------------------
+def test_ci_runs_the_row_in_order_with_every_global_option_and_stops_at_the_first_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    ran: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kwargs: Any) -> Completed:
+        ran.append(cmd)
+        code = 1 if cmd[-1] == "integration" else 0
+        return Completed(" ".join(cmd), code, json.dumps({"result": {"session": cmd[-1]}}))
+
+    monkeypatch.setattr("cicd.proc.run", fake_run)
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text((config().path).read_text())
+    code = cli.main(["--config", str(spec), "--dry-run", "--json", "ci", "--branch", "develop", "--event", "push"])
+    assert code == 1
+    assert [c[-1] for c in ran] == ["release", "integration"]  # the develop row, stopped at the failure
+    for cmd in ran:
+        assert cmd[cmd.index("--config") + 1] == str(spec) and "--dry-run" in cmd and "--json" in cmd
+        assert cmd[cmd.index("--branch") + 1] == "develop"
+    out = json.loads(capsys.readouterr().out)["result"]
+    assert out["ok"] is False and [s["exit_code"] for s in out["steps"]] == [0, 1]
+    assert out["steps"][0]["result"] == {"result": {"session": "release"}}
