@@ -182,6 +182,12 @@ class _Reader:
             raise self.fail(dotted, f"must be a branch name or a list of them, got {value!r}")
         return tuple(values)
 
+    def checked(self, key: str, allowed: set[str], required: bool = True) -> Mapping[str, Any]:
+        """The section ``key`` (empty when optional and absent), refused if it has keys not in ``allowed``."""
+        section = self.section(key, required=required)
+        self.unknown_keys(key, section, allowed)
+        return section
+
     def unknown_keys(self, dotted: str, section: Mapping[str, Any], allowed: set[str]) -> None:
         extra = sorted(set(section) - allowed)
         if extra:
@@ -226,16 +232,14 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     r = _Reader(path, raw)
     r.unknown_keys("(top level)", raw, _TOP)
 
-    images_raw = r.section("images")
-    r.unknown_keys("images", images_raw, {"base", "build", "release"})
+    r.checked("images", {"base", "build", "release"})
     images = Images(
         base=env.get(ENV_BASE_IMAGE) or r.string("images.base"),
         build=r.string("images.build"),
         release=r.string("images.release"),
     )
 
-    registry_raw = r.section("registry", required=False)
-    r.unknown_keys("registry", registry_raw, {"url", "namespace", "username_env", "password_env"})
+    registry_raw = r.checked("registry", {"url", "namespace", "username_env", "password_env"}, required=False)
     registry_url = env.get(ENV_REGISTRY) or registry_raw.get("url")
     registry = None
     if registry_url:
@@ -266,8 +270,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if "{version}" not in tags.release:
         raise r.fail("tags.release", f"must contain '{{version}}', got {tags.release!r}")
 
-    rel = r.section("release", required=False)
-    r.unknown_keys("release", rel, {"prerelease", "initial_version", "train_timeout"})
+    r.checked("release", {"prerelease", "initial_version", "train_timeout"}, required=False)
     release = ReleaseSettings(
         prerelease=r.string("release.prerelease", False, "rc"),
         initial_version=r.string("release.initial_version", False, "0.1.0"),
@@ -276,8 +279,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if not release.prerelease.isalpha():
         raise r.fail("release.prerelease", f"must be letters only (e.g. rc), got {release.prerelease!r}")
 
-    ret = r.section("retrain", required=False)
-    r.unknown_keys("retrain", ret, {"settings", "branch", "timeout"})
+    r.checked("retrain", {"settings", "branch", "timeout"}, required=False)
     retrain = RetrainSettings(
         settings=r.string("retrain.settings", False, "model/settings.yaml"),
         branch=r.string("retrain.branch", False, "retrain/{date}"),

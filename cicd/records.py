@@ -4,8 +4,9 @@ A record's tag message is a one-line title and a JSON body, so ``git show v1.2.0
 readable by people and later stages parse it back. :class:`Record` is the base type (encode,
 decode, validate); :class:`ReleaseRecord` (``v<version>``), :class:`DeployRecord`
 (``deploy/<env>/<time>``) and :class:`AcceptanceRecord` (``accepted/<env>/<time>``) are its
-kinds. :func:`scan` is the one reader of tags: it keeps the valid records of a kind, newest
-first by the record's own time. :mod:`cicd.gitops` reads and writes the tags.
+kinds (the last two share :class:`EnvironmentRecord`). :func:`scan` is the one reader of tags:
+it keeps the valid records of a kind, newest first by the record's own time. :mod:`cicd.gitops`
+reads and writes the tags.
 """
 
 from __future__ import annotations
@@ -134,10 +135,28 @@ class ReleaseRecord(Record):
 
 
 @dataclass(frozen=True)
-class DeployRecord(Record):
-    MARKER: ClassVar[str] = "trainyard-deploy"
+class EnvironmentRecord(Record):
+    """A record about one environment, stored as ``<PREFIX>/<environment>/<time>``."""
+
+    PREFIX: ClassVar[str] = ""
 
     environment: str
+
+    @classmethod
+    def tag_name(cls, environment: str, when: datetime) -> str:
+        return f"{cls.PREFIX}/{environment}/{stamp(when)}"
+
+    def problem(self) -> str | None:
+        if self.tag and not self.tag.startswith(f"{self.PREFIX}/{self.environment}/"):
+            return f"it says environment {self.environment!r}, but its tag is {self.tag}"
+        return super().problem()
+
+
+@dataclass(frozen=True)
+class DeployRecord(EnvironmentRecord):
+    MARKER: ClassVar[str] = "trainyard-deploy"
+    PREFIX: ClassVar[str] = "deploy"
+
     version: str
     digest: str
     reference: str
@@ -148,24 +167,15 @@ class DeployRecord(Record):
     kind: str = "deploy"  # deploy | promote | rollback
     previous_digest: str = ""
 
-    @staticmethod
-    def tag_name(environment: str, when: datetime) -> str:
-        return f"deploy/{environment}/{stamp(when)}"
-
     def title(self) -> str:
         return f"{self.environment} {self.version}"
 
-    def problem(self) -> str | None:
-        if self.tag and not self.tag.startswith(f"deploy/{self.environment}/"):
-            return f"it says environment {self.environment!r}, but its tag is {self.tag}"
-        return super().problem()
-
 
 @dataclass(frozen=True)
-class AcceptanceRecord(Record):
+class AcceptanceRecord(EnvironmentRecord):
     MARKER: ClassVar[str] = "trainyard-acceptance"
+    PREFIX: ClassVar[str] = "accepted"
 
-    environment: str
     deploy_tag: str
     digest: str
     commit: str
@@ -173,17 +183,8 @@ class AcceptanceRecord(Record):
     time: str
     summary: str = ""
 
-    @staticmethod
-    def tag_name(environment: str, when: datetime) -> str:
-        return f"accepted/{environment}/{stamp(when)}"
-
     def title(self) -> str:
         return f"{self.environment} {'passed' if self.passed else 'failed'}"
-
-    def problem(self) -> str | None:
-        if self.tag and not self.tag.startswith(f"accepted/{self.environment}/"):
-            return f"it says environment {self.environment!r}, but its tag is {self.tag}"
-        return super().problem()
 
 
 def history(records: Iterable[DeployRecord], environment: str) -> list[DeployRecord]:
