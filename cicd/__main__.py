@@ -120,14 +120,26 @@ def _dispatch(args: argparse.Namespace) -> int:
     ctx = Context(config=config, root=root, dry_run=args.dry_run, branch_override=args.branch)
     try:
         code, result, human = _run(ctx, args)
+        doc = {"command": args.command, "dry_run": args.dry_run, "result": plain(result), "writes": ctx.writes.journal}
+        text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+        if args.command not in ("config", "version"):
+            _keep(root, args, text)
         if args.json:
-            out = {"command": args.command, "dry_run": args.dry_run, "result": plain(result)}
-            print(json.dumps({**out, "writes": ctx.writes.journal}, indent=2, sort_keys=True, default=str))
+            print(text)
         elif human is not None:
             print(human)
         return code
     finally:
         ctx.close()
+
+
+def _keep(root: Path, args: argparse.Namespace, text: str) -> None:
+    """Every result is also kept as ``artifacts/reports/results/<command>[-<env>].json``: the CI
+    jobs upload ``artifacts/reports/``, so each run's results stay with it."""
+    name = args.command + (f"-{args.environment}" if getattr(args, "environment", None) else "")
+    folder = root / "artifacts" / "reports" / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(text + "\n", encoding="utf-8")
 
 
 def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:

@@ -34,6 +34,8 @@ def test_integration_stage_runs_against_the_released_image(released_flow: dict[s
     assert result["result"]["passed"] is True and result["result"]["version"] == "0.1.0-rc.1"
     assert re.search(r"\b4 passed\b", result["result"]["summary"]), result["result"]["summary"]
     assert any(w.startswith("add the note") and '"stage": "integration"' in w for w in result["writes"])
+    kept = released_flow["work"] / "artifacts/reports/results/integration.json"  # what CI uploads
+    assert json.loads(kept.read_text()) == result
 
 
 def test_release_refuses_a_dirty_tree(released_flow: dict[str, Any]) -> None:
