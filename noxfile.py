@@ -10,6 +10,9 @@ prerequisite.
     nox -s promote -- production                               # manual, approved
     nox -s retrain              # scheduled: drift check, champion/challenger, retrain/<date> branch
     nox -s bench / nox -s drills  # figures: speed and size beside a naive baseline; failure drills
+
+Every session takes the toolkit's global options after ``--``: ``nox -s release -- --dry-run``
+says each write instead of doing it, ``--json`` prints the result as JSON.
 """
 
 from __future__ import annotations

@@ -23,15 +23,47 @@ from cicd.errors import run_cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _global_options(parser: argparse.ArgumentParser, *, top: bool, branch: bool = True) -> None:
+    """The options every command takes, before or after its name (``nox -s release -- --dry-run``).
+
+    After the name they default to "not given", so the value given before it is kept.
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config", type=Path, default=default(None), help="pipeline spec (default: cicd/pipeline.yaml)"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=default(ROOT), help="the repository to work on (default: this one)"
+    )
+    if branch:
+        parser.add_argument("--branch", default=default(None), help="act as if on this branch (default: CI, then git)")
+    for flag, text in (
+        ("--dry-run", "say every write to git, Docker and registries instead of doing it"),
+        ("--json", "print the result as JSON on stdout (progress goes to stderr)"),
+        ("--quiet", "progress: warnings only"),
+    ):
+        parser.add_argument(flag, action="store_true", default=default(False), help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cicd", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help="pipeline spec (default: cicd/pipeline.yaml)")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the repository to work on (default: this one)")
-    parser.add_argument("--branch", help="act as if on this branch (default: CI variables, then git)")
-    parser.add_argument("--dry-run", action="store_true", help="log writes to git, Docker and registries instead")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress: stderr)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="progress: warnings only")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _global_options(parser, top=True)
+    common, without_branch = argparse.ArgumentParser(add_help=False), argparse.ArgumentParser(add_help=False)
+    _global_options(common, top=False)
+    _global_options(without_branch, top=False, branch=False)  # ``ci`` has its own --branch
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    class Sub:
+        @staticmethod
+        def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+            parents = [without_branch if name == "ci" else common]
+            made: argparse.ArgumentParser = subparsers.add_parser(name, parents=parents, **kwargs)
+            return made
+
+    sub = Sub()
     demo = sub.add_parser("demo", help="the whole flow in a throwaway copy of this repository; print a report")
     demo.add_argument("--workdir", type=Path, default=None, help="where the copy goes (default: a new temp folder)")
     demo.add_argument("--keep", action="store_true", help="leave the demo's staging and production running")

@@ -53,6 +53,8 @@ def test_bad_steps(item: str) -> None:
         (["--dry-run", "ci"], ["--dry-run"]),
         (["--config", "/x/spec.yaml", "ci"], ["--config", "/x/spec.yaml"]),
         (["--config", "/x/spec.yaml", "--dry-run", "ci", "--plan"], ["--config", "/x/spec.yaml", "--dry-run"]),
+        (["ci", "--dry-run", "--json"], ["--dry-run", "--json"]),  # after the name too (nox -s ci -- --dry-run)
+        (["ci", "--config", "/x/spec.yaml"], ["--config", "/x/spec.yaml"]),
     ],
 )
 def test_ci_passes_every_global_option_to_each_session(argv: list[str], expected: list[str]) -> None:
@@ -63,3 +65,34 @@ def test_ci_passes_every_global_option_to_each_session(argv: list[str], expected
     assert cmd[1:3] == ["-m", "cicd"]
     assert cmd[3:7] == ["--root", "/repo", "--branch", "develop"]
     assert cmd[7:] == [*expected, "deploy", "staging"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dry-run", "--json", "--config", "/x.yaml", "deploy", "staging"],
+        [
+            "deploy",
+            "staging",
+            "--dry-run",
+            "--json",
+            "--config",
+            "/x.yaml",
+        ],  # what `nox -s deploy -- staging --dry-run` runs
+        ["--config", "/x.yaml", "deploy", "--json", "staging", "--dry-run"],
+    ],
+)
+def test_global_options_may_come_before_or_after_the_command(argv: list[str]) -> None:
+    from cicd.__main__ import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.dry_run, args.json, str(args.config), args.environment) == (True, True, "/x.yaml", "staging")
+
+
+def test_an_option_given_before_the_command_is_kept_when_not_given_after() -> None:
+    from cicd.__main__ import build_parser
+
+    args = build_parser().parse_args(["--dry-run", "--branch", "develop", "--root", "/r", "unit", "--", "-k", "x"])
+    assert (
+        args.dry_run and args.branch == "develop" and str(args.root) == "/r" and args.pytest_args == ["--", "-k", "x"]
+    )
