@@ -111,10 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Progress to whatever ``sys.stderr`` is when a line is written, not when logging was set up
+    (a caller that swaps stderr, such as a test, never leaves the handler on a closed stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        stream=sys.stderr, format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True
+        handlers=[_Stderr()], format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True
     )
     return run_cli(lambda: _dispatch(args))
 
