@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from cicd import proc
+from cicd.errors import CICDError
 from cicd.http import free_port, request_json, wait_healthy
 
 
@@ -235,6 +236,6 @@ def _run_local(root: Path, workdir: Path) -> list[Stage]:
     try:
         detail = _serve_check(root, model, data, workdir / "serve.log")
         stages.append(Stage("serve", True, time.perf_counter() - start, detail))
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, CICDError) as err:
         stages.append(Stage("serve", False, time.perf_counter() - start, str(err)))
     return stages

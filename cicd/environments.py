@@ -18,7 +18,7 @@ from cicd import proc
 from cicd.config import Environment
 from cicd.context import Context
 from cicd.deploy import Live, get_target
-from cicd.errors import DeployError, PromotionError, PushError, TestsFailedError
+from cicd.errors import DeployError, PromotionError, PushError, ServiceError, TestsFailedError
 from cicd.flow import current_release, release_records
 from cicd.http import request_json
 from cicd.records import AcceptanceRecord, DeployRecord, history, now, previous_distinct, scan, timestamp
@@ -259,7 +259,7 @@ def _smoke(env: Environment) -> bool:
     try:
         status, _ = request_json(f"{env.url}{env.health_path}", timeout=5)
         meta_status, _ = request_json(f"{env.url}/metadata", timeout=5)
-    except OSError:
+    except ServiceError:
         return False
     return status == 200 and meta_status == 200
 

@@ -148,6 +148,14 @@ class CommandError(CICDError):
         super().__init__(f"{command} {why}" + (f"; its last lines:\n{lines}" if lines else ""))
 
 
+class ServiceError(CICDError):
+    """A deployed service could not be reached, or did not answer JSON."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url, self.reason = url, reason
+        super().__init__(f"no usable answer from {url} ({reason}); is the service running and healthy?")
+
+
 class RetrainError(CICDError):
     """The project's retrain command refused its input or failed, or its branch could not be pushed."""
 

@@ -1,13 +1,20 @@
-"""Tiny HTTP client for health checks and smoke tests (standard library only)."""
+"""Tiny HTTP client for health checks and smoke tests (standard library only).
+
+An HTTP error status is an answer (returned with its body); a service that cannot be reached or
+answers something that is not JSON raises :class:`~cicd.errors.ServiceError` with the URL.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import time
 import urllib.error
 import urllib.request
 from typing import Any
+
+from cicd.errors import ServiceError
 
 
 def free_port() -> int:
@@ -28,10 +35,13 @@ def request_json(url: str, body: object | None = None, timeout: float = 10.0) ->
             return int(resp.status), json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         raw = err.read()
+        err.close()
         try:
             return err.code, json.loads(raw)
         except json.JSONDecodeError:
             return err.code, raw.decode(errors="replace")
+    except (OSError, http.client.HTTPException, ValueError) as err:  # refused, reset, timed out, not JSON
+        raise ServiceError(url, str(getattr(err, "reason", None) or err) or type(err).__name__) from None
 
 
 def wait_healthy(url: str, timeout: float, is_alive: Any = None, interval: float = 0.2) -> bool:
@@ -43,7 +53,7 @@ def wait_healthy(url: str, timeout: float, is_alive: Any = None, interval: float
         try:
             if request_json(url, timeout=2.0)[0] == 200:
                 return True
-        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+        except ServiceError:
             pass
         time.sleep(interval)
     return False

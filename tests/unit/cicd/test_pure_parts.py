@@ -214,3 +214,37 @@ def test_the_environment_lock_is_per_engine_and_port(tmp_path: Path, monkeypatch
             docker_target.environment_lock("p", "staging", "unix:///a.sock 18081"),
         ):
             pass
+
+
+def test_the_http_boundary_returns_answers_and_translates_failures() -> None:
+    """An error status is an answer; no answer, or one that is not JSON, is a ServiceError with the URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cicd.errors import ServiceError
+    from cicd.http import free_port, request_json
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"detail": "no"}' if self.path == "/json404" else b"<html>not json</html>"
+            self.send_response(404 if self.path == "/json404" else 200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            assert request_json(f"{base}/json404") == (404, {"detail": "no"})
+            with pytest.raises(ServiceError, match=f"{base}/html"):
+                request_json(f"{base}/html")
+        finally:
+            server.shutdown()
+            thread.join()
+    closed = f"http://127.0.0.1:{free_port()}/health"
+    with pytest.raises(ServiceError, match="no usable answer from " + closed):
+        request_json(closed, timeout=2)
