@@ -136,11 +136,12 @@ class Lab:
     # --- observations ------------------------------------------------------------------------------
     def serving(self, env: str) -> str | None:
         """The digest the environment's service reports over HTTP, or None if it does not answer."""
+        from cicd.errors import ServiceError
         from cicd.http import request_json
 
         try:
             status, body = request_json(f"http://127.0.0.1:{self.ports[env]}/metadata", timeout=3)
-        except OSError:
+        except ServiceError:
             return None
         return str(body.get("image_digest")) if status == 200 else None
 
@@ -188,6 +189,11 @@ class Lab:
 
 def short(digest: str | None) -> str:
     return "nothing" if digest is None else digest.split(":")[-1][:12]
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error:`` line a failed command printed (progress comes before it on stderr)."""
+    return next((ln for ln in result.stderr.splitlines() if ln.startswith("error:")), "(no error line)")
 
 
 # --- the drills ------------------------------------------------------------------------------------
@@ -261,7 +267,7 @@ def drill_engine_unreachable(lab: Lab, serving: str) -> Drill:
     return Drill(
         "engine unreachable (DOCKER_HOST to a closed port)",
         "exit 2, says no engine answers; staging untouched",
-        f"exit {result.returncode}: {result.stderr.strip()[:80]}; staging serving {short(after)}",
+        f"exit {result.returncode}: {error_line(result)[:80]}; staging serving {short(after)}",
         ok,
     )
 
@@ -302,7 +308,7 @@ def drill_port_taken(lab: Lab) -> Drill:
     return Drill(
         "a port already taken by another program",
         "exit 2, names the port; nothing started",
-        f"exit {result.returncode}: {result.stderr.strip()[:80]}; {lab.containers('integration')} container(s)",
+        f"exit {result.returncode}: {error_line(result)[:80]}; {lab.containers('integration')} container(s)",
         ok,
     )
 
