@@ -8,6 +8,7 @@ never part of these objects' ``repr``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,8 @@ class Environment:
     settings: Mapping[str, Any] = field(default_factory=dict)
     tag: str | None = None  # the moving tag on the commit it runs (``Staging``), if any
     promote_from: str | None = None  # the environment ``promote`` takes its release from
+    memory: str = "1g"  # the service container's memory limit (docker's form: 512m, 2g)
+    pids: int = 256  # the service container's process limit
 
     @property
     def url(self) -> str:
@@ -208,7 +211,18 @@ _TOP = {
     "environments",
     "flow",
 }
-_ENV_KEYS = {"branch", "target", "port", "health_path", "health_timeout", "settings", "tag", "promote_from"}
+_ENV_KEYS = {
+    "branch",
+    "target",
+    "port",
+    "health_path",
+    "health_timeout",
+    "settings",
+    "tag",
+    "promote_from",
+    "memory",
+    "pids",
+}
 TARGETS = ("docker", "kubernetes")
 
 
@@ -231,6 +245,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(raw).__name__}")
     r = _Reader(path, raw)
     r.unknown_keys("(top level)", raw, _TOP)
+    import_name = r.string("import_name")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", import_name):
+        raise r.fail("import_name", f"must be a dotted Python name (it reaches commands), got {import_name!r}")
 
     r.checked("images", {"base", "build", "release"})
     images = Images(
@@ -315,6 +332,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             settings=dict(settings),
             tag=r.string(f"{key}.tag", False, None) if spec.get("tag") is not None else None,
             promote_from=r.string(f"{key}.promote_from", False, None) if spec.get("promote_from") is not None else None,
+            memory=_memory(r, f"{key}.memory"),
+            pids=r.integer(f"{key}.pids", 256, 16, 65536),
         )
     _check_environments(r, environments)
 
@@ -323,7 +342,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         root=path.resolve().parent.parent,
         project=r.string("project"),
         package=r.string("package"),
-        import_name=r.string("import_name"),
+        import_name=import_name,
         images=images,
         registry=registry,
         branches=branches,
@@ -334,6 +353,13 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         environments=environments,
         flow=_flow(r),
     )
+
+
+def _memory(r: _Reader, key: str) -> str:
+    value = r.get(key, required=False, default="1g")
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]*[kmg]", value):
+        raise r.fail(key, f"must be a size like 512m or 2g, got {value!r}")
+    return value
 
 
 def _check_environments(r: _Reader, environments: Mapping[str, Environment]) -> None:

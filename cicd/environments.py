@@ -63,8 +63,14 @@ def _local_image(ctx: Context, reference: str, image: str) -> str:
     return image
 
 
-def _record_and_push(ctx: Context, env: Environment, record: DeployRecord, commit: str) -> None:
-    """Add the immutable record, move the environment's tag, push both atomically (with a lease)."""
+def _record_and_push(
+    ctx: Context, env: Environment, record: DeployRecord, commit: str, hold: str | None = None
+) -> None:
+    """Add the immutable record, move the environment's tag, push both atomically (with a lease).
+
+    ``hold``: a tag the decision was read from (promotion's source tag): it is pushed unchanged
+    with a lease too, so if it moved on the remote meanwhile, nothing lands.
+    """
     repo = ctx.repo
     moving = env.tag
     old = repo.tag(moving) if moving else None
@@ -76,6 +82,10 @@ def _record_and_push(ctx: Context, env: Environment, record: DeployRecord, commi
         repo.create_tag(moving, f"{env.name}: {record.version} {record.digest}\n", rev=commit, force=True)
         refspecs.append(f"+refs/tags/{moving}")
         lease = [f"--force-with-lease=refs/tags/{moving}:{before or ''}"]
+    held = repo.tag_object(hold) if hold else None
+    if hold and held:
+        refspecs.append(f"+refs/tags/{hold}")
+        lease.append(f"--force-with-lease=refs/tags/{hold}:{held}")
     if not repo.has_remote():
         return
     try:
@@ -98,6 +108,7 @@ def deploy(
     kind: str = "deploy",
     check_branch: bool = True,
     commit: str | None = None,
+    hold: str | None = None,
 ) -> DeployRecord:
     """Run a release (default: this commit's) in ``name`` by digest, then record it in git.
 
@@ -136,7 +147,7 @@ def deploy(
         tag=DeployRecord.tag_name(env.name, when),
     )
     try:
-        _record_and_push(ctx, env, record, commit)
+        _record_and_push(ctx, env, record, commit, hold)
     except PushError:
         if previous is not None and previous.digest != release.digest:
             log.warning("the record could not be pushed: restoring the previous release")
@@ -247,7 +258,9 @@ def promote(ctx: Context, name: str) -> DeployRecord | None:
         )
         return None
     log.info("promoting %s from %s to %s", record.version, source.name, name)
-    promoted = deploy(ctx, name, release=record, kind="promote", check_branch=False, commit=record.commit)
+    promoted = deploy(
+        ctx, name, release=record, kind="promote", check_branch=False, commit=record.commit, hold=source.tag
+    )
     if not ctx.dry_run and not _smoke(env):
         log.warning("smoke check of %s failed: rolling back", name)
         rollback(ctx, name)

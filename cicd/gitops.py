@@ -26,23 +26,31 @@ NOTES_REF = "trainyard"
 
 
 def branch_from_env(env: Mapping[str, str]) -> str | None:
-    """The branch a CI run is for; for a pull request, its source branch. None outside CI."""
+    """The branch a CI run is for, None outside CI. A pull request is named from the base
+    repository's point of view, ``pull/<number>``: never its source branch's name, so a fork's
+    pull request from a branch it called ``main`` is a feature branch here, not ``main``."""
     if env.get("GITHUB_ACTIONS") == "true" or "GITHUB_REF" in env:
-        if env.get("GITHUB_HEAD_REF"):
-            return env["GITHUB_HEAD_REF"]
         ref = env.get("GITHUB_REF", "")
+        if env.get("GITHUB_HEAD_REF") or ref.startswith("refs/pull/"):
+            return _pull_request(ref)
         if ref.startswith("refs/heads/"):
             return ref.removeprefix("refs/heads/")
         if env.get("GITHUB_REF_TYPE") == "branch" and env.get("GITHUB_REF_NAME"):
             return env["GITHUB_REF_NAME"]
     if env.get("TF_BUILD") == "True" or "BUILD_SOURCEBRANCH" in env:
-        pr_source = env.get("SYSTEM_PULLREQUEST_SOURCEBRANCH")
-        if pr_source:
-            return pr_source.removeprefix("refs/heads/")
         ref = env.get("BUILD_SOURCEBRANCH", "")
+        if env.get("SYSTEM_PULLREQUEST_SOURCEBRANCH") or ref.startswith("refs/pull/"):
+            number = env.get("SYSTEM_PULLREQUEST_PULLREQUESTNUMBER") or env.get("SYSTEM_PULLREQUEST_PULLREQUESTID")
+            return f"pull/{number}" if number else _pull_request(ref)
         if ref.startswith("refs/heads/"):
             return ref.removeprefix("refs/heads/")
     return None
+
+
+def _pull_request(ref: str) -> str:
+    """``refs/pull/7/merge`` → ``pull/7``."""
+    parts = ref.split("/")
+    return f"pull/{parts[2]}" if len(parts) > 2 and parts[1] == "pull" and parts[2].isdigit() else "pull/unknown"
 
 
 def event_from_env(env: Mapping[str, str]) -> str | None:

@@ -120,8 +120,9 @@ class DockerTarget:
             f"{LABEL}.reference": reference,
             f"{LABEL}.started": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        env = self._service_env(port, digest, version, commit)
         return self.engine.containers.start_service(
-            image, name, self._service_env(port, digest, version, commit), labels=labels
+            image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids
         )
 
     def _healthy(self, cid: str, port: int) -> bool:

@@ -113,14 +113,36 @@ class Containers(Part):
             return RunResult(exit_code=int(status.get("StatusCode", 1)), log_tail=list(tail))
 
     def start_service(
-        self, image: str, name: str, env: Mapping[str, str], *, labels: Mapping[str, str] | None = None
+        self,
+        image: str,
+        name: str,
+        env: Mapping[str, str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        memory: str = "1g",
+        pids: int = 256,
     ) -> str:
-        """Start a long-running container on the host network (it binds 127.0.0.1 via its env); its id."""
+        """Start a long-running container on the host network (it binds 127.0.0.1 via its env); its id.
+
+        Least privilege: no capabilities, no privilege gain, a read-only root filesystem with a
+        small tmpfs ``/tmp``, and memory and process limits.
+        """
         if not self.writes.allow(f"start the service {name} from {image}"):
             return ""
         with self.translated(f"starting {name} from {image}", f"image {image} does not exist"):
             container = self.client.containers.run(
-                image, name=name, detach=True, network_mode="host", environment=dict(env), labels=dict(labels or {})
+                image,
+                name=name,
+                detach=True,
+                network_mode="host",
+                environment=dict(env),
+                labels=dict(labels or {}),
+                read_only=True,
+                tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},  # noqa: S108  # nosec B108 - inside the container
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges:true"],
+                mem_limit=memory,
+                pids_limit=pids,
             )
         return str(container.id)
 

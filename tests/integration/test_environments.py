@@ -362,3 +362,19 @@ def test_dry_runs_change_nothing_anywhere(
     assert any(w.startswith("[dry-run] push ") and "credentials:" in w for w in would), would
     assert any(w.startswith("[dry-run] tag ") for w in would), would
     assert dry_release["result"]["released"] is False
+
+
+def test_services_run_with_least_privilege(flow: dict[str, Any], first: dict[str, Any], engine: Engine) -> None:
+    """Every deployed service: no capabilities, no privilege gain, a read-only root filesystem
+    (a tmpfs /tmp), the spec's memory and process limits; and it still serves (acceptance passed)."""
+    labels = {
+        "io.trainyard.environment": "staging",
+        "io.trainyard.port": str(flow["ports"]["staging"]),
+        "io.trainyard.role": "serving",
+    }
+    (service,) = [c for c in engine.containers.find(labels) if c.running]
+    host = engine.client.containers.get(service.id).attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"], host
+    assert "no-new-privileges:true" in host["SecurityOpt"] and "/tmp" in host["Tmpfs"]
+    assert host["Memory"] == 1024**3 and host["PidsLimit"] == 256
+    assert {r["environment"]: r for r in first["status"]}["staging"]["health"] == "healthy"

@@ -157,14 +157,23 @@ class FakeContainers:
     items: dict[str, FakeContainer] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     ids: Any = field(default_factory=lambda: itertools.count(1))
+    limits: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def start_service(
-        self, image: str, name: str, env: Mapping[str, str], *, labels: Mapping[str, str] | None = None
+        self,
+        image: str,
+        name: str,
+        env: Mapping[str, str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        memory: str = "1g",
+        pids: int = 256,
     ) -> str:
         if not self.writes.allow(f"start the service {name} from {image}"):
             return ""
         cid = f"c{next(self.ids)}"
         self.items[cid] = FakeContainer(cid, image, dict(labels or {}), port=int(env["SERVICE_PORT"]))
+        self.limits[cid] = (memory, pids)
         self.log.append(f"start {cid} {image} :{env['SERVICE_PORT']} {(labels or {}).get('io.trainyard.role')}")
         return cid
 

@@ -78,6 +78,9 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         ('  branch: "retrain/{date}"', '  branch: "retrain"', "retrain.branch: must be a branch name containing"),
         ("  settings: model/settings.yaml", "  settings: ../x.yaml", "retrain.settings: must be a path inside"),
         ("  retrain: [retrain]", "  retrain: [nox retrain]", "flow.retrain"),
+        ("import_name: sample_ml", "import_name: 'sample_ml; rm -rf /'", "import_name: must be a dotted Python name"),
+        ("    port: 18082", "    port: 18082\n    memory: lots", "environments.production.memory: must be a size"),
+        ("    port: 18082", "    port: 18082\n    pids: 3", "environments.production.pids: must be an integer"),
     ],
 )
 def test_bad_specs_name_the_key_and_file(tmp_path: Path, old: str, new: str, message: str) -> None:

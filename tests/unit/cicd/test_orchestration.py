@@ -201,13 +201,14 @@ def test_a_release_that_fails_after_the_swap_is_removed_and_the_old_one_restarte
 
 
 def test_a_good_swap_retires_every_other_container(health: Any) -> None:
-    ctx = context()
+    ctx = context(config(staging={"memory": "512m", "pids": 64}))
     health(ctx)
     release(ctx, "0.1.0", "a" * 8)
     environments.deploy(ctx, "staging")
     release(ctx, "0.2.0", "b" * 8, minutes=5)
     environments.deploy(ctx, "staging")
     assert serving(ctx, "staging") == ["sha256:" + "b" * 8] and len(fake_engine(ctx).containers.items) == 1
+    assert set(fake_engine(ctx).containers.limits.values()) == {("512m", 64)}  # the spec's limits, every start
 
 
 # --- promotion between any environments, and rollback ---------------------------------------
@@ -258,6 +259,8 @@ def test_promotion_takes_the_accepted_release_of_the_environment_the_spec_names(
     promoted = environments.promote(ctx, "qa")
     assert promoted is not None and promoted.kind == "promote" and promoted.environment == "qa"
     assert serving(ctx, "qa") == ["sha256:" + "a" * 8] and fake_repo(ctx).tags_["QA"].commit == fake_repo(ctx).head()
+    push = next(line for line in fake_repo(ctx).log if line.startswith("push"))
+    assert "--force-with-lease=refs/tags/Staging:" in push  # the source tag is leased: if it moved, nothing lands
     with pytest.raises(PromotionError, match=r"acceptance of 1\.0\.0 on qa has not run"):
         environments.promote(ctx, "production")
     with pytest.raises(PromotionError, match="staging is not promoted to"):

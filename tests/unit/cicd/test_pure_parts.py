@@ -19,16 +19,23 @@ from cicd.writes import mask
     ("env", "branch"),
     [
         ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/heads/develop"}, "develop"),
-        ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/pull/7/merge", "GITHUB_HEAD_REF": "feature/a"}, "feature/a"),
+        ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/pull/7/merge", "GITHUB_HEAD_REF": "feature/a"}, "pull/7"),
+        # a fork's pull request from its own `main` is not our main
+        ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/pull/8/merge", "GITHUB_HEAD_REF": "main"}, "pull/8"),
         ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/tags/v1", "GITHUB_REF_TYPE": "tag"}, None),
         ({"TF_BUILD": "True", "BUILD_SOURCEBRANCH": "refs/heads/main"}, "main"),
         (
             {
                 "TF_BUILD": "True",
                 "BUILD_SOURCEBRANCH": "refs/pull/3/merge",
-                "SYSTEM_PULLREQUEST_SOURCEBRANCH": "refs/heads/feature/b",
+                "SYSTEM_PULLREQUEST_SOURCEBRANCH": "refs/heads/main",
+                "SYSTEM_PULLREQUEST_PULLREQUESTNUMBER": "3",
             },
-            "feature/b",
+            "pull/3",
+        ),
+        (
+            {"TF_BUILD": "True", "BUILD_SOURCEBRANCH": "refs/pull/4/merge", "SYSTEM_PULLREQUEST_SOURCEBRANCH": "main"},
+            "pull/4",
         ),
         ({}, None),
     ],
