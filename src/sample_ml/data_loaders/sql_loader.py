@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,11 +16,25 @@ from sample_ml.schema import DIABETES, Schema
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
+_ODBC_SECRET = re.compile(r"((?:pwd|password|secret|token|key)\s*=)\s*(\{[^}]*\}|[^;]*)", re.IGNORECASE)
+
+
 def _mask(url: str) -> str:
+    """The URL as it may be shown or written anywhere: the password, query parameters that look
+    like secrets, and ``PWD=``-style parts of an ODBC string (``odbc_connect``) replaced by ``***``."""
     try:
-        return sa.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.make_url(url)
     except ArgumentError:
-        return "<unparseable URL>"
+        return "<an unparseable URL>"  # it may hold anything: show nothing of it
+
+    def hide(key: str, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        if isinstance(value, tuple):
+            return tuple(str(hide(key, v)) for v in value)
+        return "***" if _SECRET_KEY.search(key) else _ODBC_SECRET.sub(r"\1***", value)
+
+    query = {key: hide(key, value) for key, value in parsed.query.items()}
+    return unquote(parsed.set(query=query).render_as_string(hide_password=True))
 
 
 class SQLDataLoader(DataLoader):
@@ -33,6 +48,7 @@ class SQLDataLoader(DataLoader):
         """``url``, or ``url_env``: the name of an environment variable holding it (keeps a password
         out of committed settings, e.g. a CI secret)."""
         super().__init__(schema)
+        self.url_env = url_env
         if url_env:
             url = os.environ.get(url_env)
             if not url:
@@ -45,13 +61,19 @@ class SQLDataLoader(DataLoader):
         self.table = table
 
     def describe(self) -> str:
-        return f"table {self.table!r} at {_mask(self.url)}"
+        return f"table {self.table!r} at {self._where()}"
+
+    def _where(self) -> str:
+        """The database, as it may be written anywhere: by the variable's name when it came from one."""
+        return f"the database in ${self.url_env}" if self.url_env else _mask(self.url)
 
     def read(self) -> pd.DataFrame:
         try:
             url = sa.make_url(self.url)
-        except ArgumentError as err:
-            raise DataSourceError(f"{self.url!r} is not a SQLAlchemy URL (e.g. sqlite:///path/to/file.sqlite)") from err
+        except ArgumentError:
+            raise DataSourceError(
+                f"{self._where()} is not a SQLAlchemy URL (e.g. sqlite:///path/to/file.sqlite)"
+            ) from None
         if url.get_backend_name() == "sqlite":
             # SQLite would silently create an empty database for a missing file.
             db = url.database or ""
@@ -61,7 +83,7 @@ class SQLDataLoader(DataLoader):
             engine = sa.create_engine(url)
         except (NoSuchModuleError, ImportError) as err:
             raise DataSourceError(
-                f"no driver for {_mask(self.url)}: {err}; install the database's SQLAlchemy driver"
+                f"no driver for {self._where()}: {err}; install the database's SQLAlchemy driver"
             ) from err
         try:
             with engine.connect() as conn:

@@ -107,3 +107,33 @@ def test_missing_table(tmp_path: Path) -> None:
 def test_table_names_must_be_identifiers() -> None:
     with pytest.raises(DataSourceError, match="not a plain SQL identifier"):
         SQLDataLoader("sqlite://", table="x; drop table y")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bob:canary-1@db:5432/x",
+        "postgresql://db/x?user=bob&password=canary-1",
+        "postgresql://db/x?sslmode=require&PWD=canary-1",
+        "mssql+pyodbc://db/x?odbc_connect=DRIVER%3D%7BODBC%7D%3BUID%3Dbob%3BPWD%3Dcanary-1%3B",
+        "mssql+pyodbc://db/x?odbc_connect=DRIVER%3D%7BODBC%7D%3BPassword%3D%7Bcanary-1%7D",
+        "not a url at all canary-1",
+    ],
+)
+def test_a_database_password_never_shows_in_any_form(url: str) -> None:
+    """The loader's description goes into messages, decision.json and model cards: no secret in it."""
+    from sample_ml.data_loaders.sql_loader import SQLDataLoader
+    from sample_ml.errors import DataSourceError
+
+    loader = SQLDataLoader(url)
+    assert "canary-1" not in loader.describe()
+    with pytest.raises(DataSourceError) as caught:
+        loader.read()
+    assert "canary-1" not in str(caught.value)
+
+
+def test_a_url_from_a_variable_is_described_by_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sample_ml.data_loaders.sql_loader import SQLDataLoader
+
+    monkeypatch.setenv("TEST_DB_URL", "postgresql://bob:canary-2@db/x")
+    assert SQLDataLoader(url_env="TEST_DB_URL").describe() == "table 'diabetes' at the database in $TEST_DB_URL"
