@@ -12,7 +12,9 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Protocol
+from xml.etree import ElementTree
 
 from cicd import proc
 from cicd.config import Environment
@@ -190,7 +192,10 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
     ]
     if release is not None and release.metrics.get("model"):
         cmd.append(f"--expected-rmse={release.metrics['model']['rmse']}")
+    junit = reports / "junit.xml"
+    junit.unlink(missing_ok=True)
     result = proc.run([*cmd, *(pytest_args or [])], cwd=ctx.root, timeout=ctx.config.test_timeout, env=ctx.env)
+    counts = _junit_counts(junit)
     when = now()
     verdict = AcceptanceRecord(
         environment=name,
@@ -201,6 +206,11 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
         time=timestamp(when),
         summary=f"pytest exit {result.exit_code}: {result.tail[-1] if result.tail else ''}"[:300],
         tag=AcceptanceRecord.tag_name(name, when),
+        tests=counts["tests"],
+        failures=counts["failures"],
+        skipped=counts["skipped"],
+        selection=" ".join(pytest_args or []),
+        complete=not pytest_args and counts["tests"] > 0,
     )
     ctx.repo.create_tag(verdict.tag, verdict.to_message(), rev=record.commit)
     if ctx.repo.has_remote():
@@ -211,6 +221,20 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
         "acceptance tests passed against %s (%s, %s); recorded as %s", name, record.version, record.digest, verdict.tag
     )
     return verdict
+
+
+def _junit_counts(path: Path) -> dict[str, int]:
+    """Tests, failures (errors included) and skipped from a JUnit report; zeros when there is none."""
+    counts = {"tests": 0, "failures": 0, "skipped": 0}
+    try:
+        root = ElementTree.parse(path).getroot()  # noqa: S314  # nosec B314 - pytest's own report
+    except (OSError, ElementTree.ParseError):
+        return counts
+    for suite in root.iter("testsuite"):
+        counts["tests"] += int(suite.get("tests", 0))
+        counts["failures"] += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        counts["skipped"] += int(suite.get("skipped", 0))
+    return counts
 
 
 def _accepted_source(ctx: Context, env: Environment) -> tuple[Environment, DeployRecord]:
@@ -237,11 +261,16 @@ def _accepted_source(ctx: Context, env: Environment) -> tuple[Environment, Deplo
         )
     record = staged[0]
     verdicts = [a for a in acceptance_records(ctx) if a.deploy_tag == record.tag]
-    if not verdicts or not verdicts[0].passed:
-        state = "failed" if verdicts else "has not run"
+    if not verdicts or not verdicts[0].promotable():
+        if not verdicts:
+            state = "has not run"
+        elif verdicts[0].passed:
+            state = f"was a partial run ({verdicts[0].selection or 'no tests'}), which cannot make a release promotable"
+        else:
+            state = "failed"
         raise PromotionError(
             f"acceptance of {record.version} on {source.name} {state}; "
-            f"run `nox -s acceptance -- {source.name}` and fix it first"
+            f"run `nox -s acceptance -- {source.name}` (the whole suite) and fix it first"
         )
     return source, record
 

@@ -182,9 +182,17 @@ class AcceptanceRecord(EnvironmentRecord):
     passed: bool
     time: str
     summary: str = ""
+    tests: int = 0  # what ran, from the JUnit report: tests, failures (with errors), skipped
+    failures: int = 0
+    skipped: int = 0
+    selection: str = ""  # extra pytest arguments (``-k health``): a selection is a partial run
+    complete: bool = False  # the whole suite ran, nothing deselected; only this makes a release promotable
 
     def title(self) -> str:
         return f"{self.environment} {'passed' if self.passed else 'failed'}"
+
+    def promotable(self) -> bool:
+        return self.passed and self.complete and self.tests > 0
 
 
 def history(records: Iterable[DeployRecord], environment: str) -> list[DeployRecord]:

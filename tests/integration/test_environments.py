@@ -102,6 +102,8 @@ def first(flow: dict[str, Any]) -> dict[str, Any]:
     seen["acceptance_of_nothing"] = run(flow, "acceptance", "staging", "--", "-k", "no_such_test", check=False)
     seen["promote_after_failure"] = run(flow, "promote", "qa", check=False)
     seen["production_skipping_qa"] = run(flow, "promote", "production", check=False)
+    seen["partial"] = json_of(run(flow, "acceptance", "staging", "--", "-k", "health"))
+    seen["promote_after_partial"] = run(flow, "promote", "qa", check=False)
     run(flow, "acceptance", "staging")
     seen["qa"] = json_of(run(flow, "promote", "qa"))
     run(flow, "acceptance", "qa")
@@ -131,6 +133,11 @@ def test_the_whole_flow_through_four_environments(flow: dict[str, Any], first: d
     assert first["acceptance_of_nothing"].returncode == 1  # pytest collected nothing: not a pass, and recorded
     failed = first["promote_after_failure"]
     assert failed.returncode == 2 and "acceptance of 0.1.0-rc.1 on staging failed" in failed.stderr
+    partial = first["partial"]  # `-k health` passed, said what ran, and is not enough
+    assert partial["passed"] is True and partial["complete"] is False and partial["selection"] == "-k health"
+    assert partial["tests"] > 0 and partial["failures"] == 0
+    refused_partial = first["promote_after_partial"]
+    assert refused_partial.returncode == 2 and "was a partial run (-k health)" in refused_partial.stderr
     skipped = first["production_skipping_qa"]
     assert skipped.returncode == 2 and "there is no QA tag" in skipped.stderr  # production comes from qa
     assert first["qa"]["environment"] == "qa" and first["qa"]["kind"] == "promote" and first["qa"]["digest"] == digest

@@ -233,18 +233,26 @@ def staged(ctx: Context, env: str, digest: str, *, accepted: bool | None, minute
         repo.tags_[tag] = repo_tag(tag, record.commit, "moving")
     if accepted is not None:
         later = when + timedelta(seconds=30)
-        verdict = AcceptanceRecord(
-            env,
-            record.tag,
-            record.digest,
-            record.commit,
-            accepted,
-            timestamp(later),
-            "",
-            tag=AcceptanceRecord.tag_name(env, later),
-        )
-        repo.tags_[verdict.tag] = repo_tag(verdict.tag, record.commit, verdict.to_message())
+        judge(ctx, record, accepted, later)
     return record
+
+
+def judge(ctx: Context, record: DeployRecord, passed: bool, when: datetime, selection: str = "") -> None:
+    """An acceptance verdict on a recorded deployment (a whole run of 7 tests, unless ``selection``)."""
+    verdict = AcceptanceRecord(
+        environment=record.environment,
+        deploy_tag=record.tag,
+        digest=record.digest,
+        commit=record.commit,
+        passed=passed,
+        time=timestamp(when),
+        tag=AcceptanceRecord.tag_name(record.environment, when),
+        tests=1 if selection else 7,
+        failures=0 if passed else 1,
+        selection=selection,
+        complete=not selection,
+    )
+    fake_repo(ctx).tags_[verdict.tag] = repo_tag(verdict.tag, record.commit, verdict.to_message())
 
 
 FOUR = {"qa": {"tag": "QA", "promote_from": "staging"}, "production": {"promote_from": "qa"}}
@@ -277,20 +285,21 @@ def test_promotion_refuses_without_a_passing_newest_acceptance(health: Any, verd
     record = staged(ctx, "staging", "a" * 8, accepted=None)
     for n, passed in enumerate(verdicts):
         when = T0 + timedelta(minutes=n + 1)
-        verdict = AcceptanceRecord(
-            "staging",
-            record.tag,
-            record.digest,
-            record.commit,
-            passed,
-            timestamp(when),
-            "",
-            tag=AcceptanceRecord.tag_name("staging", when),
-        )
-        fake_repo(ctx).tags_[verdict.tag] = repo_tag(verdict.tag, record.commit, verdict.to_message())
+        judge(ctx, record, passed, when)
     with pytest.raises(PromotionError, match=rf"acceptance of 1\.0\.0 on staging {message}"):
         environments.promote(ctx, "production")
     assert fake_engine(ctx).containers.items == {}
+
+
+def test_a_partial_acceptance_run_cannot_make_a_release_promotable(health: Any) -> None:
+    ctx = context()
+    health(ctx)
+    record = staged(ctx, "staging", "a" * 8, accepted=True)
+    judge(ctx, record, True, T0 + timedelta(minutes=5), selection="-k health")  # newer, passed, partial
+    with pytest.raises(PromotionError, match=r"was a partial run \(-k health\)"):
+        environments.promote(ctx, "production")
+    judge(ctx, record, True, T0 + timedelta(minutes=6))
+    assert environments.promote(ctx, "production") is not None
 
 
 def test_promoting_what_already_runs_does_nothing(health: Any) -> None:
