@@ -254,13 +254,14 @@ def _accepted_source(ctx: Context, env: Environment) -> tuple[Environment, Deplo
     tagged = ctx.repo.tag(source.tag)
     if tagged is None:
         raise PromotionError(f"there is no {source.tag} tag: deploy to {source.name} and pass acceptance there first")
-    staged = [r for r in history(deploy_records(ctx), source.name) if r.commit == tagged.commit]
+    tags = ctx.repo.tag_infos()  # one read of every tag for both kinds of record
+    staged = [r for r in history(scan(tags, DeployRecord), source.name) if r.commit == tagged.commit]
     if not staged:
         raise PromotionError(
             f"no {source.name} deployment is recorded for {tagged.commit[:12]}; deploy to {source.name} first"
         )
     record = staged[0]
-    verdicts = [a for a in acceptance_records(ctx) if a.deploy_tag == record.tag]
+    verdicts = [a for a in scan(tags, AcceptanceRecord) if a.deploy_tag == record.tag]
     if not verdicts or not verdicts[0].promotable():
         if not verdicts:
             state = "has not run"

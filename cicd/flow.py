@@ -186,9 +186,10 @@ def _build_image_ref(ctx: Context) -> str:
     return tag
 
 
-def _passed(ctx: Context, stage: str, **details: str) -> None:
-    """Vouch for this commit in a git note: the merge gate reads it (never from a dirty tree)."""
-    if ctx.commit_tag().endswith("-dirty"):
+def _passed(ctx: Context, stage: str, commit_tag: str, **details: str) -> None:
+    """Vouch for this commit in a git note: the merge gate reads it. ``commit_tag`` is
+    :meth:`Context.commit_tag` as the stage already had it: a dirty tree vouches for nothing."""
+    if commit_tag.endswith("-dirty"):
         return
     ctx.repo.add_note({"stage": stage, "result": "passed", **details, "time": timestamp(datetime.now(UTC))})
 
@@ -217,7 +218,7 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
         return {"image": image, "ran": False}
     if result.exit_code != 0:
         raise TestsFailedError(f"unit tests in {image}", result.exit_code, str(reports))
-    _passed(ctx, "unit")
+    _passed(ctx, "unit", image.rsplit(":", 1)[-1])  # the build image is tagged with the commit tag
     log.info("unit tests passed in %s; reports in %s", image, reports)
     return {"image": image, "reports": str(reports), "ran": True, "passed": True, "tail": result.log_tail[-3:]}
 
@@ -405,7 +406,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
     result = proc.run(cmd, cwd=ctx.root, timeout=cfg.test_timeout, env=ctx.env)
     if not result.ok:
         raise TestsFailedError(f"integration tests against {record.reference}", result.exit_code, str(reports))
-    _passed(ctx, "integration", version=record.version, digest=record.digest)
+    _passed(ctx, "integration", ctx.commit_tag(), version=record.version, digest=record.digest)
     log.info("integration tests passed against %s (%s)", record.version, record.reference)
     return {
         "version": record.version,
