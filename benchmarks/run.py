@@ -23,6 +23,7 @@ import re
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,7 +152,8 @@ def du_mb(ctx: Any, image: str, *paths: str) -> float:
 
 def edit_one_line(work: Path, n: int) -> None:
     path = work / EDITED
-    path.write_text(path.read_text() + f"# benchmark edit {n}\n")
+    # Unique to this run, so an engine's cache from an earlier run cannot hold this edit already.
+    path.write_text(path.read_text() + f"# benchmark edit {n} {uuid.uuid4().hex}\n")
 
 
 # --- the service ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project
     module = project["work"] / "src/sample_ml/schema.py"
     original = module.read_text()
     build(project)
-    module.write_text(original + "\n# a one-line change\n")
+    # Unique to this run: an engine kept between runs (as CI's is) may hold a fixed edit's layers.
+    module.write_text(original + f"\n# a one-line change {uuid.uuid4().hex}\n")
     try:
         rebuilt = build(project)["rebuilt"]
     finally:
