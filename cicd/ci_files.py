@@ -1,15 +1,24 @@
-"""One source of truth, checked: the CI files must call exactly the sessions of the flow.
+"""One source of truth, checked: the CI files call exactly the flow's sessions, with least privilege.
 
 Each job of ``.github/workflows/pipeline.yml`` and ``azure-pipelines.yml`` names the row it
 runs in ``TRAINYARD_ROW``; its ``nox -s ...`` commands must equal that row of ``flow`` in
-``cicd/pipeline.yaml``, and every session they name must exist in ``noxfile.py``. Pure: it reads
-texts and returns problems (``python -m cicd.ci_files`` in ``lint`` and a unit test run it).
+``cicd/pipeline.yaml``, and every session they name must exist in ``noxfile.py``.
+
+The privilege rules (:func:`privilege_problems`): a job whose sessions are all read-only
+(``READ_ONLY``, e.g. the feature row, which runs any branch's code) gets no secrets, no write
+token and no persisted credentials. Only jobs that push records or branches may hold
+``contents: write``; secrets live in jobs (GitHub: with an ``environment``, whose secrets they
+are; Azure: variable groups linked to a job), never workflow- or pipeline-wide; GitHub actions
+are pinned by commit SHA with the version in a comment; ``pip install`` always uses
+``--require-hashes``. Pure: it reads texts and returns problems (``python -m cicd.ci_files`` in
+``lint`` and a unit test run it).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -47,11 +56,10 @@ def _walk_steps(node: Any) -> Iterator[Mapping[str, Any]]:
 
 
 def _row_of(job: Mapping[str, Any]) -> str | None:
-    for key in ("env", "variables"):
-        values = job.get(key)
-        if isinstance(values, Mapping) and "TRAINYARD_ROW" in values:
-            return str(values["TRAINYARD_ROW"])
-    return None
+    env = job.get("env")
+    if isinstance(env, Mapping) and "TRAINYARD_ROW" in env:
+        return str(env["TRAINYARD_ROW"])
+    return job_variables(job)[0].get("TRAINYARD_ROW")
 
 
 def github_rows(doc: Mapping[str, Any]) -> dict[str, list[Step]]:
@@ -107,6 +115,124 @@ def problems(
     return out
 
 
+# Sessions that push nothing and need no secret: a job made only of these is read-only.
+READ_ONLY = frozenset({"build", "unit", "lint", "integration", "status", "tests", "contract"})
+_SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+_USES = re.compile(r"^\s*(?:-\s*)?uses:\s*(?P<ref>[^\s#]+)\s*(?:#\s*(?P<comment>.*))?$")
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif node is not None:
+        yield str(node)
+
+
+def _pip_without_hashes(commands: Iterator[str]) -> list[str]:
+    return [c for c in commands if re.search(r"\bpip3? install\b", c) and "--require-hashes" not in c]
+
+
+def _read_only(steps: Sequence[Step]) -> bool:
+    return bool(steps) and all(step.session in READ_ONLY for step in steps)
+
+
+def github_privilege_problems(doc: Mapping[str, Any], text: str) -> list[str]:
+    """Least privilege in a GitHub workflow (see the module's docstring)."""
+    name = ".github/workflows/pipeline.yml"
+    out: list[str] = []
+    if doc.get("permissions") != {}:
+        out.append(f"{name}: top-level permissions must be {{}}, so each job grants only what it needs")
+    if any("secrets." in s for s in _strings(doc.get("env"))):
+        out.append(f"{name}: secrets in the workflow-level env reach every job; move them to the jobs that need them")
+    for job_name, job in (doc.get("jobs") or {}).items():
+        where = f"{name}: job {job_name!r}"
+        steps = job.get("steps") or []
+        sessions = [s for step in steps for s in nox_steps(str(step.get("run", "")))]
+        read_only = _read_only(sessions)
+        granted = job.get("permissions")
+        if not isinstance(granted, Mapping):
+            out.append(f"{where} declares no permissions mapping; grant only what it needs (e.g. contents: read)")
+            granted = {}
+        for scope, level in granted.items():
+            if level == "write" and (read_only or scope != "contents"):
+                why = "runs only read-only sessions" if read_only else "may only be granted contents: write"
+                out.append(f"{where} is granted {scope}: write but {why}")
+        uses_secrets = any("secrets." in s for s in _strings(job)) or job.get("secrets") == "inherit"
+        if read_only and uses_secrets:
+            out.append(f"{where} runs any branch's code (read-only sessions) and must get no secrets")
+        elif uses_secrets and not job.get("environment"):
+            out.append(f"{where} uses secrets without an environment; make them that environment's secrets")
+        for step in steps:
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                persist = (step.get("with") or {}).get("persist-credentials", True)
+                if read_only and persist is not False:
+                    out.append(f"{where} pushes nothing, so its checkout must set persist-credentials: false")
+        for command in _pip_without_hashes(str(step.get("run", "")) for step in steps):
+            out.append(f"{where} installs without --require-hashes: {command.strip()}")
+    for number, line in enumerate(text.splitlines(), 1):
+        found = _USES.match(line)
+        if not found or found["ref"].startswith(("./", "docker://")):
+            continue
+        if not _SHA_PIN.match(found["ref"]):
+            out.append(f"{name}:{number}: {found['ref']} must be pinned by full commit SHA (version in a comment)")
+        elif not (found["comment"] or "").strip():
+            out.append(f"{name}:{number}: {found['ref']} needs its version in a comment (# vX.Y.Z)")
+    return out
+
+
+def _azure_jobs(doc: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for stage in doc.get("stages") or []:
+        yield from (job for job in stage.get("jobs") or [] if isinstance(job, Mapping))
+
+
+def job_variables(job: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """An Azure job's variables (mapping or list form) and the variable groups it links."""
+    variables = job.get("variables") or {}
+    if isinstance(variables, Mapping):
+        return {str(k): str(v) for k, v in variables.items()}, []
+    values: dict[str, str] = {}
+    groups: list[str] = []
+    for item in variables:
+        if isinstance(item, Mapping) and "group" in item:
+            groups.append(str(item["group"]))
+        elif isinstance(item, Mapping) and "name" in item:
+            values[str(item["name"])] = str(item.get("value", ""))
+    return values, groups
+
+
+def azure_privilege_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Least privilege in an Azure pipeline (see the module's docstring)."""
+    name = "azure-pipelines.yml"
+    out: list[str] = []
+    top = doc.get("variables") or []
+    if isinstance(top, list) and any(isinstance(v, Mapping) and "group" in v for v in top):
+        out.append(f"{name}: a pipeline-wide variable group reaches every stage; link it to the jobs that need it")
+    for stage in doc.get("stages") or []:
+        stage_vars = stage.get("variables") or []
+        if isinstance(stage_vars, list) and any(isinstance(v, Mapping) and "group" in v for v in stage_vars):
+            out.append(f"{name}: stage {stage.get('stage')!r} links a variable group; link it to the job that needs it")
+    for job in _azure_jobs(doc):
+        where = f"{name}: job {job.get('job') or job.get('deployment')!r}"
+        steps = list(_walk_steps(job))
+        sessions = [s for step in steps for s in nox_steps(str(step.get("script", "")))]
+        read_only = _read_only(sessions)
+        _, groups = job_variables(job)
+        secret_env = any("$(" in s for step in steps for s in _strings(step.get("env")))
+        if read_only and (groups or secret_env):
+            out.append(f"{where} runs any branch's code (read-only sessions) and must get no variable group or secret")
+        for step in steps:
+            if "checkout" in step and read_only and str(step.get("persistCredentials", "false")).lower() == "true":
+                out.append(f"{where} pushes nothing, so its checkout must not set persistCredentials: true")
+        for command in _pip_without_hashes(str(step.get("script", "")) for step in steps):
+            out.append(f"{where} installs without --require-hashes: {command.strip()}")
+    return out
+
+
 def _read(root: Path, name: str) -> str:
     try:
         return (root / name).read_text()
@@ -117,10 +243,14 @@ def _read(root: Path, name: str) -> str:
 
 
 def check_repository(root: Path, flow: Mapping[str, Sequence[str]]) -> list[str]:
-    github = yaml.safe_load(_read(root, ".github/workflows/pipeline.yml"))
-    azure = yaml.safe_load(_read(root, "azure-pipelines.yml"))
+    github_text = _read(root, ".github/workflows/pipeline.yml")
+    github, azure = yaml.safe_load(github_text), yaml.safe_load(_read(root, "azure-pipelines.yml"))
     files = {".github/workflows/pipeline.yml": github_rows(github), "azure-pipelines.yml": azure_rows(azure)}
-    return problems(flow, files, noxfile_sessions(_read(root, "noxfile.py")))
+    return [
+        *problems(flow, files, noxfile_sessions(_read(root, "noxfile.py"))),
+        *github_privilege_problems(github, github_text),
+        *azure_privilege_problems(azure),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     found = check_repository(root, load_config(root / "cicd/pipeline.yaml", env={}).flow)
     for problem in found:
         print(problem)
-    print("CI files agree with cicd/pipeline.yaml" if not found else f"{len(found)} disagreement(s)")
+    print("CI files agree with cicd/pipeline.yaml, least privilege held" if not found else f"{len(found)} problem(s)")
     return 1 if found else 0
 
 

