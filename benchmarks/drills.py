@@ -47,7 +47,7 @@ class Lab:
     """The throwaway project, its registry and helpers to run the toolkit and look at the result."""
 
     def __init__(self, tmp: Path, base_image: str) -> None:
-        from cicd.gitops import throwaway_clone
+        from cicd.gitops import signed_throwaway_clone
         from cicd.http import free_port
         from cicd.images import Engine
 
@@ -56,7 +56,7 @@ class Lab:
         self.registry_port = free_port()
         self.registry: subprocess.Popen[bytes] | None = None
         self.start_registry()
-        self.work, self.origin = throwaway_clone(ROOT, tmp / "project")
+        self.work, self.origin, keys = signed_throwaway_clone(ROOT, tmp / "project")
         spec = self.work / "cicd/pipeline.yaml"
         text = spec.read_text()
         self.ports = {name: free_port() for name in ("integration", "staging", "production")}
@@ -65,6 +65,7 @@ class Lab:
         spec.write_text(text)
         self.env = {
             **os.environ,
+            **keys,
             "TRAINYARD_BASE_IMAGE": base_image,
             "TRAINYARD_REGISTRY": f"127.0.0.1:{self.registry_port}",
             "GIT_AUTHOR_NAME": "Drill",

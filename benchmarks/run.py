@@ -108,14 +108,16 @@ def env(**values: str | None) -> Iterator[None]:
 
 
 # --- images ------------------------------------------------------------------------------------
-def context(work: Path, cold: bool) -> Any:
+def context(work: Path, cold: bool, keys: dict[str, str]) -> Any:
+    """A context for the throwaway project; ``keys``: the variable naming its signing key."""
     from cicd.config import load_config
     from cicd.context import Context
     from cicd.images import Engine
 
     with env(TRAINYARD_NO_CACHE="1" if cold else None):
         engine = Engine.from_env()
-    return Context(config=load_config(work / "cicd/pipeline.yaml"), root=work).use(engine=engine)
+    config = load_config(work / "cicd/pipeline.yaml")
+    return Context(config=config, root=work, env={**os.environ, **keys}).use(engine=engine)
 
 
 def build_baseline(ctx: Any) -> str:
@@ -275,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     prepare(args.output)
 
     from cicd import flow as stages
-    from cicd.gitops import throwaway_clone
+    from cicd.gitops import signed_throwaway_clone
 
     out: Path = args.output
     log = out / "stages.log"
     log.write_text("")
     tmp = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
-    work, _ = throwaway_clone(ROOT, tmp)
+    work, _, keys = signed_throwaway_clone(ROOT, tmp)
     figures: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count()}
 
     def step(name: str, fn: Callable[[], T]) -> T:
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {seconds:.1f} s", file=sys.stderr, flush=True)
         return result
 
-    cold, warm = context(work, cold=True), context(work, cold=False)
+    cold, warm = context(work, cold=True, keys=keys), context(work, cold=False, keys=keys)
     step("ours_cold_build", lambda: stages.build_image(cold))
     step("ours_cold_unit", lambda: stages.unit(cold, []))
     step("baseline_cold_build", lambda: build_baseline(cold))

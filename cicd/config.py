@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from cicd.errors import ConfigError
+from cicd.errors import ConfigError, RegistryError
 from cicd.plan import ROWS, parse_steps
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "pipeline.yaml"
@@ -41,6 +41,21 @@ class Registry:
     def repository(self, name: str) -> str:
         parts = [self.url.rstrip("/"), self.namespace.strip("/"), name.split("/")[-1]]
         return "/".join(p for p in parts if p)
+
+    def checked_reference(self, reference: str, image: str) -> str:
+        """``reference`` when it is ``<this registry's repository for image>@sha256:<digest>``.
+
+        Records name what to pull; this is what keeps a record from sending the registry
+        credentials to another host or running another repository's image.
+        """
+        expected = self.repository(image)
+        if not re.fullmatch(re.escape(expected) + r"@sha256:[0-9a-f]{64}", reference):
+            raise RegistryError(
+                f"refusing to pull {reference!r}: a record may only name {expected}@sha256:<digest> "
+                "(registry.url, registry.namespace and images.release in the spec); the registry's "
+                "credentials are sent to no other host"
+            )
+        return reference
 
     def credentials(self) -> tuple[str, str] | None:
         """``(username, password)`` from the environment, or None when unset."""
@@ -74,6 +89,15 @@ class Tags:
 
     def release_tag(self, version: str) -> str:
         return self.release.format(version=version)
+
+
+@dataclass(frozen=True)
+class SigningSettings:
+    """Records are signed tags, verified against ``allowed_signers`` (see :mod:`cicd.signing`)."""
+
+    required: bool = True  # False: the explicit choice of unsigned, unverified records (local use only)
+    allowed_signers: str = ".trainyard/allowed_signers"
+    key_env: str = "TRAINYARD_SIGNING_KEY"
 
 
 @dataclass(frozen=True)
@@ -130,6 +154,7 @@ class PipelineConfig:
     retrain: RetrainSettings
     environments: Mapping[str, Environment]
     flow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
     def environment(self, name: str) -> Environment:
         try:
@@ -210,6 +235,7 @@ _TOP = {
     "retrain",
     "environments",
     "flow",
+    "signing",
 }
 _ENV_KEYS = {
     "branch",
@@ -352,6 +378,19 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         retrain=retrain,
         environments=environments,
         flow=_flow(r),
+        signing=_signing(r),
+    )
+
+
+def _signing(r: _Reader) -> SigningSettings:
+    r.checked("signing", {"required", "allowed_signers", "key_env"}, required=False)
+    required = r.get("signing.required", required=False, default=True)
+    if not isinstance(required, bool):
+        raise r.fail("signing.required", f"must be true or false, got {required!r}")
+    return SigningSettings(
+        required=required,
+        allowed_signers=r.string("signing.allowed_signers", False, ".trainyard/allowed_signers"),
+        key_env=r.string("signing.key_env", False, "TRAINYARD_SIGNING_KEY"),
     )
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from cicd.config import PipelineConfig
-from cicd.gitops import Repo
+from cicd.errors import RecordTrustError
+from cicd.gitops import Repo, TagInfo
 from cicd.images import Engine
+from cicd.records import is_record
+from cicd.signing import Signing
 from cicd.writes import Writes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,8 +35,39 @@ class Context:
         return Writes(dry_run=self.dry_run, secrets=[s for s in secrets if s])
 
     @cached_property
+    def signing(self) -> Signing | None:
+        """How records are signed and verified; None when the spec says ``signing.required: false``."""
+        spec = self.config.signing
+        if not spec.required:
+            log.warning(
+                "signing.required is false in %s: records are written unsigned and read unverified "
+                "(for local experiments only)",
+                self.config.path,
+            )
+            return None
+        return Signing.from_spec(self.root, spec.allowed_signers, spec.key_env, self.env)
+
+    @cached_property
     def repo(self) -> Repo:
-        return Repo(self.root, writes=self.writes)
+        return Repo(self.root, writes=self.writes, signing=self.signing)
+
+    def trusted_tags(self, *, strict: bool = True) -> list[TagInfo]:
+        """Every tag, with each record verified first (one ``git verify-tag``).
+
+        A record tag that does not verify is refused: ``strict`` raises :class:`RecordTrustError`
+        naming them (a stage must not decide on a set of records someone may have added to);
+        otherwise (``status``) they are left out with a warning.
+        """
+        tags = self.repo.tag_infos()
+        records = [t.name for t in tags if is_record(t.message)]
+        good = self.repo.verified(records)
+        refused = sorted(set(records) - good)
+        if refused:
+            where = self.config.signing.allowed_signers
+            if strict:
+                raise RecordTrustError(refused, where)
+            log.warning("left out records not signed by an allowed signer (%s): %s", where, ", ".join(refused))
+        return [t for t in tags if t.name not in refused]
 
     @cached_property
     def engine(self) -> Engine:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def _summary(command: str, result: Any) -> str:
 def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     from cicd.config import load_config
     from cicd.deploy.docker_target import DockerTarget
-    from cicd.gitops import Repo, throwaway_clone
+    from cicd.gitops import Repo, signed_throwaway_clone
     from cicd.images import Engine
 
     stages: list[Stage] = []
@@ -97,7 +98,8 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     engine = Engine.from_env()  # fail early, with advice, when no engine answers
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="trainyard-demo-"))
     base.mkdir(parents=True, exist_ok=True)
-    work, _origin = throwaway_clone(root, base)
+    work, _origin, keys = signed_throwaway_clone(root, base)
+    env = {**os.environ, **keys}
     spec = work / "cicd" / "pipeline.yaml"
     text = spec.read_text()
     for default in (18080, 18081, 18082):
@@ -120,6 +122,7 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
                 done = proc.run(
                     [sys.executable, "-m", "cicd", "--root", str(work), "--json", *args],
                     cwd=work,
+                    env=env,
                     timeout=3600,
                     stream=cast(IO[str], _Tee(fh, sys.stderr)),
                     keep_output=True,

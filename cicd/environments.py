@@ -20,7 +20,7 @@ from cicd import proc
 from cicd.config import Environment
 from cicd.context import Context
 from cicd.deploy import Live, get_target
-from cicd.errors import DeployError, PromotionError, PushError, ServiceError, TestsFailedError
+from cicd.errors import DeployError, PromotionError, PushError, RecordTrustError, ServiceError, TestsFailedError
 from cicd.flow import current_release, release_records
 from cicd.http import request_json
 from cicd.records import AcceptanceRecord, DeployRecord, history, now, previous_distinct, scan, timestamp
@@ -45,21 +45,22 @@ def _who(ctx: Context) -> str:
     return ctx.env.get("GITHUB_ACTOR") or ctx.env.get("BUILD_REQUESTEDFOR") or getpass.getuser()
 
 
-def deploy_records(ctx: Context) -> list[DeployRecord]:
-    """Every deployment, newest first."""
-    return scan(ctx.repo.tag_infos(), DeployRecord)
+def deploy_records(ctx: Context, *, strict: bool = True) -> list[DeployRecord]:
+    """Every deployment, newest first, each verified (``strict``: refuse them all if one fails)."""
+    return scan(ctx.trusted_tags(strict=strict), DeployRecord)
 
 
 def acceptance_records(ctx: Context) -> list[AcceptanceRecord]:
-    """Every acceptance verdict, newest first."""
-    return scan(ctx.repo.tag_infos(), AcceptanceRecord)
+    """Every acceptance verdict, newest first, each verified."""
+    return scan(ctx.trusted_tags(), AcceptanceRecord)
 
 
 def _local_image(ctx: Context, reference: str, image: str) -> str:
     """The image to run: pulled by digest when it lives in a registry, else the local image id."""
     registry = ctx.config.registry
     if registry is not None and "@" in reference:
-        return ctx.engine.registry.pull(reference, registry.credentials())
+        checked = registry.checked_reference(reference, ctx.config.images.release)
+        return ctx.engine.registry.pull(checked, registry.credentials())
     if not ctx.engine.images.exists(image):
         raise DeployError(f"image {image[:19]} is not on this engine and no registry holds it; run the release again")
     return image
@@ -254,7 +255,9 @@ def _accepted_source(ctx: Context, env: Environment) -> tuple[Environment, Deplo
     tagged = ctx.repo.tag(source.tag)
     if tagged is None:
         raise PromotionError(f"there is no {source.tag} tag: deploy to {source.name} and pass acceptance there first")
-    tags = ctx.repo.tag_infos()  # one read of every tag for both kinds of record
+    if not ctx.repo.verified([source.tag]):
+        raise RecordTrustError([source.tag], ctx.config.signing.allowed_signers)
+    tags = ctx.trusted_tags()  # one read of every tag for both kinds of record
     staged = [r for r in history(scan(tags, DeployRecord), source.name) if r.commit == tagged.commit]
     if not staged:
         raise PromotionError(
@@ -321,7 +324,7 @@ def rollback(ctx: Context, name: str) -> DeployRecord:
 def status(ctx: Context) -> list[dict[str, Any]]:
     """Per environment: its tag's commit, the recorded release, what runs and its health."""
     rows = []
-    records = deploy_records(ctx)
+    records = deploy_records(ctx, strict=False)  # status shows what it can; it decides nothing
     for env in ctx.config.environments.values():
         latest = history(records, env.name)
         tagged = ctx.repo.tag(env.tag) if env.tag else None

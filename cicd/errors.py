@@ -101,6 +101,24 @@ class WheelhouseError(CICDError):
     """Dependencies could not be resolved into the wheelhouse."""
 
 
+class SigningError(CICDError):
+    """A record could not be signed: no key, no ssh-keygen, or git refused the key."""
+
+
+class RecordTrustError(CICDError):
+    """Records that are unsigned or signed by a key the allowed-signers file does not list."""
+
+    def __init__(self, tags: list[str], allowed_signers: str) -> None:
+        self.tags = tags
+        shown = ", ".join(tags[:5]) + (f" and {len(tags) - 5} more" if len(tags) > 5 else "")
+        super().__init__(
+            f"refusing to act on records that are unsigned, signed by a key not in {allowed_signers}, or "
+            f"renamed since they were signed: {shown}. If your CI or you made them, add that signer's public "
+            f"key to {allowed_signers} (`<name> ssh-ed25519 AAAA...`) through review; if nobody did, they "
+            "are forged: delete them (`git push origin --delete TAG; git tag -d TAG`)"
+        )
+
+
 class ReleaseNotFoundError(CICDError):
     """No release record for the commit a stage needs one for."""
 

@@ -364,9 +364,10 @@ def release(ctx: Context) -> dict[str, Any]:
 
 
 def release_records(ctx: Context) -> list[ReleaseRecord]:
-    """Every valid release record, newest first (tags that do not follow ``tags.release`` are left out)."""
+    """Every valid release record, newest first, each verified (tags that do not follow
+    ``tags.release`` are left out)."""
     names = set(versioning.scan_tags(ctx.repo.tags(), ctx.config.tags.release).versions)
-    return [r for r in scan(ctx.repo.tag_infos(), ReleaseRecord) if r.tag in names]
+    return [r for r in scan(ctx.trusted_tags(), ReleaseRecord) if r.tag in names]
 
 
 def current_release(ctx: Context) -> ReleaseRecord:
@@ -385,7 +386,8 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
     cfg = ctx.config
     image = record.image
     if cfg.registry is not None and "@" in record.reference:
-        image = ctx.engine.registry.pull(record.reference, cfg.registry.credentials())
+        reference = cfg.registry.checked_reference(record.reference, cfg.images.release)
+        image = ctx.engine.registry.pull(reference, cfg.registry.credentials())
         if not ctx.dry_run and image != record.image:
             log.info("note: pulled image id %s differs from the built one %s", image[:19], record.image[:19])
     if not ctx.writes.allow(f"run tests/integration/release_image against {record.reference}"):

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ import git
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 from gitdb.exc import BadName, BadObject
 
-from cicd.errors import DirtyTreeError, GitError, MergeConflictError, PushError
+from cicd.errors import DirtyTreeError, GitError, MergeConflictError, PushError, SigningError
+from cicd.signing import Signing, strip_signature
 from cicd.writes import Writes
 
 NOTES_REF = "trainyard"
@@ -80,9 +82,11 @@ class TagInfo:
 class Repo:
     """A thin wrapper whose methods raise :class:`GitError` subclasses, never GitPython's."""
 
-    def __init__(self, path: str | Path = ".", *, writes: Writes | None = None) -> None:
-        """``writes``: the gate every write asks first (``--dry-run`` says no); default: writes allowed."""
+    def __init__(self, path: str | Path = ".", *, writes: Writes | None = None, signing: Signing | None = None) -> None:
+        """``writes``: the gate every write asks first (``--dry-run`` says no); default: writes allowed.
+        ``signing``: how tags are signed and verified; None: unsigned and unverified (``signing.required: false``)."""
         self.writes = writes or Writes()
+        self.signing = signing
         try:
             self.repo = git.Repo(path, search_parent_directories=True)
         except (InvalidGitRepositoryError, NoSuchPathError) as err:
@@ -165,7 +169,8 @@ class Repo:
         out = []
         for ref in self.repo.tags:
             try:
-                out.append(TagInfo(ref.name, ref.commit.hexsha, ref.tag.message if ref.tag is not None else ""))
+                message = strip_signature(ref.tag.message) if ref.tag is not None else ""
+                out.append(TagInfo(ref.name, ref.commit.hexsha, message))
             except ValueError:  # a tag that points at a tree or blob, not a commit
                 continue
         return out
@@ -175,8 +180,27 @@ class Repo:
             ref = self.repo.tags[name]
         except IndexError:
             return None
-        message = ref.tag.message if ref.tag is not None else ""
+        message = strip_signature(ref.tag.message) if ref.tag is not None else ""
         return TagInfo(name=name, commit=ref.commit.hexsha, message=message)
+
+    def verified(self, names: Sequence[str]) -> set[str]:
+        """The tags among ``names`` signed by an allowed signer under that very name (a signed tag
+        pushed under another name is not). All of them when signing is off
+        (``signing.required: false``). One ``git verify-tag`` for them all."""
+        if self.signing is None or not names:
+            return set(names)
+        _status, out, _err = self.repo.git.execute(  # the status is non-zero when any tag fails
+            ["git", *self.signing.verify_args(), "verify-tag", "--format=%(refname) %(tag)"]
+            + [f"refs/tags/{name}" for name in names],
+            with_exceptions=False,
+            with_extended_output=True,
+        )
+        good = set()
+        for line in str(out).splitlines():  # one line per tag that verified: its ref, the name it was signed as
+            ref, _, signed_as = line.partition(" ")
+            if ref.removeprefix("refs/tags/") == signed_as:
+                good.add(signed_as)
+        return good
 
     def messages_since(self, tag: str | None, rev: str = "HEAD") -> list[str]:
         # Both ends are resolved first: a failing ``git rev-list`` would leave GitPython's pipe open.
@@ -214,10 +238,28 @@ class Repo:
         sha = self.rev(rev)
         if not self.writes.allow(f"tag {sha[:12]} as {name}"):
             return
-        try:
-            self.repo.create_tag(name, ref=rev, message=message, force=force)
-        except GitCommandError as err:
-            raise GitError(f"cannot create tag {name!r}: {(err.stderr or '').strip()}") from err
+        if self.signing is None:
+            try:
+                self.repo.create_tag(name, ref=rev, message=message, force=force)
+            except GitCommandError as err:
+                raise GitError(f"cannot create tag {name!r}: {(err.stderr or '').strip()}") from err
+            return
+        configured = self.repo.config_reader().get_value("user", "signingkey", default="")
+        with self.signing.sign_args(str(configured) or None) as args:
+            try:
+                self.repo.git.execute(["git", *args, "tag", "-s", *(["-f"] if force else []), "-m", message, name, sha])
+            except GitCommandError as err:
+                raise SigningError(
+                    f"cannot sign tag {name!r}: {(err.stderr or '').strip()}; check the key in "
+                    f"{self.signing.key_env} or git's user.signingkey"
+                ) from err
+        if name not in self.verified([name]):  # what every reader will check: refuse it here, before a push
+            self._git("tag", "-d", name)
+            raise SigningError(
+                f"tag {name!r} was signed with a key that {self.signing.allowed_signers} does not list, so every "
+                "stage would refuse it; it was removed. Add the key's public half to that file through review "
+                "(`<name> ssh-ed25519 AAAA...`), or sign with a listed key"
+            )
 
     def tag_object(self, name: str) -> str | None:
         """The sha the tag ref points at (the tag object for an annotated tag), or None."""
@@ -341,9 +383,21 @@ class Repo:
             self._git("checkout", "--quiet", start)
 
 
-def throwaway_clone(source: Path, dest: Path, *, main: str = "main", develop: str = "develop") -> tuple[Path, Path]:
+def throwaway_clone(
+    source: Path,
+    dest: Path,
+    *,
+    main: str = "main",
+    develop: str = "develop",
+    allowed_signer: tuple[str, str] | None = None,
+    unsigned: bool = False,
+) -> tuple[Path, Path]:
     """A new repository holding ``source``'s files as they are now (tracked and new, not ignored),
-    with a bare ``origin`` beside it, ``main`` and ``develop`` pushed. The source is untouched."""
+    with a bare ``origin`` beside it, ``main`` and ``develop`` pushed. The source is untouched.
+
+    ``allowed_signer``: (the allowed-signers file, a line) added to the copy, so the throwaway
+    key that line names may sign its records. ``unsigned``: the copy's spec says
+    ``signing.required: false`` instead."""
     origin, work = dest / "origin.git", dest / "work"
     git.Repo.init(origin, bare=True, initial_branch=main)
     listed = git.Repo(source).git.ls_files("--cached", "--others", "--exclude-standard", "-z").split("\0")
@@ -353,6 +407,14 @@ def throwaway_clone(source: Path, dest: Path, *, main: str = "main", develop: st
         if src.is_file() and not src.is_symlink():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / rel)
+    if unsigned:
+        spec = work / "cicd" / "pipeline.yaml"
+        spec.write_text(re.sub(r"(?m)^(signing:.*\n(?:[ #].*\n)*?\s+required:) true", r"\1 false", spec.read_text()))
+    if allowed_signer is not None:
+        signers = work / allowed_signer[0]
+        signers.parent.mkdir(parents=True, exist_ok=True)
+        with signers.open("a") as out:
+            out.write(allowed_signer[1] + "\n")
     repo = Repo(work).repo  # with a default identity when the machine has none
     repo.git.add("-A")
     repo.git.commit("--quiet", "-m", "feat: the project, copied for a throwaway run")
@@ -361,3 +423,25 @@ def throwaway_clone(source: Path, dest: Path, *, main: str = "main", develop: st
     repo.git.checkout("--quiet", "-b", develop)
     repo.git.push("--quiet", "origin", develop)
     return work, origin
+
+
+def signed_throwaway_clone(source: Path, dest: Path) -> tuple[Path, Path, dict[str, str]]:
+    """:func:`throwaway_clone` with signing ready: a new key in ``dest`` that only the copy allows,
+    and the environment variable that names it (to pass to the runs in the copy). Where ssh-keygen
+    is missing, the copy says ``signing.required: false`` instead, and this says so on stderr."""
+    from cicd.config import load_config
+    from cicd.signing import new_key
+
+    settings = load_config(source / "cicd" / "pipeline.yaml", env={}).signing
+    if not settings.required:
+        return (*throwaway_clone(source, dest), {})
+    if shutil.which("ssh-keygen") is None:
+        print(
+            "no ssh-keygen here (Debian/Ubuntu: apt install openssh-client), so this throwaway copy says "
+            "signing.required: false and its records are unsigned; a real project's are signed",
+            file=sys.stderr,
+        )
+        return (*throwaway_clone(source, dest, unsigned=True), {})
+    key, line = new_key(dest / "signer", "trainyard-throwaway")
+    work, origin = throwaway_clone(source, dest, allowed_signer=(settings.allowed_signers, line))
+    return work, origin, {settings.key_env: str(key)}

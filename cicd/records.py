@@ -103,6 +103,11 @@ class Record:
 R = TypeVar("R", bound=Record)
 
 
+def is_record(message: str) -> bool:
+    """The tag message is meant as a record of some kind (valid or not): it must be verified."""
+    return any(message.startswith(f"{kind.MARKER} ") for kind in (ReleaseRecord, DeployRecord, AcceptanceRecord))
+
+
 def scan(tags: Iterable[Tagged], kind: type[R]) -> list[R]:
     """Every valid record of ``kind`` among ``tags``, newest first by its own time (then tag name)."""
     found = [r for t in tags if (r := kind.from_message(t.name, t.message)) is not None]
@@ -131,7 +136,7 @@ class ReleaseRecord(Record):
     def problem(self) -> str | None:
         if self.tag and self.version not in self.tag:
             return f"the tag does not name version {self.version}"
-        return super().problem()
+        return _reference_problem(self.reference, self.digest) or super().problem()
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,16 @@ class DeployRecord(EnvironmentRecord):
 
     def title(self) -> str:
         return f"{self.environment} {self.version}"
+
+    def problem(self) -> str | None:
+        return _reference_problem(self.reference, self.digest) or super().problem()
+
+
+def _reference_problem(reference: str, digest: str) -> str | None:
+    """A pushed image's reference must end in the digest the record states."""
+    if "@" in str(reference) and not str(reference).endswith(f"@{digest}"):
+        return f"its reference {reference} is not its digest {digest}"
+    return None
 
 
 @dataclass(frozen=True)

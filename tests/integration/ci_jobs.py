@@ -37,7 +37,8 @@ from cicd.errors import EngineUnavailableError
 from cicd.http import free_port, request_json
 from cicd.images import Engine
 from cicd.records import DeployRecord, ReleaseRecord
-from tests.integration.conftest import ROOT, Registry, git, make_project, missing, start_registry
+from cicd.signing import strip_signature
+from tests.integration.conftest import ROOT, Registry, git, make_project, missing, signer, start_registry
 from tests.integration.engines import ExtraEngine, copy_image, extra_engine
 
 STUBS = Path(__file__).resolve().parent / "act"
@@ -122,6 +123,11 @@ def open_runners(ci: str, scratch: Path, engine: Engine, base_image: str) -> Ite
         registry.process.wait(timeout=10)
 
 
+def signing_key() -> str:
+    """The private key the CI systems hold as a secret: the test session's, which projects allow."""
+    return signer()[0].read_text()
+
+
 def _developer_merges(runners: Runners, job: Job, ci: str) -> None:
     """What a person does between two jobs: merge the pull request that the next job is for."""
     merges = {"develop": (FEATURE, "develop"), "staging": ("develop", "main")}
@@ -142,6 +148,7 @@ def _act(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> sub
         str(binary), job.github_event, "-j", job.name, "-P", "ubuntu-latest=-self-hosted",
         "--env", f"ACT_SOURCE={runners.origin}",
         "--var", f"TRAINYARD_REGISTRY={runners.registry.address}",
+        "--secret", f"TRAINYARD_SIGNING_KEY={signing_key()}",
     ]  # fmt: skip
     workflow = (checkout / ".github/workflows/pipeline.yml").read_text()
     for action in sorted(set(re.findall(r"uses:\s*(actions/[\w-]+@\w+)", workflow))):  # pinned by SHA
@@ -176,6 +183,7 @@ def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> s
             "TRAINYARD_REGISTRY_USERNAME": "",
             "TRAINYARD_REGISTRY_PASSWORD": "",
         },
+        "trainyard-signing": {"TRAINYARD_SIGNING_KEY": signing_key()},
         "trainyard-retrain": {"TRAINYARD_RETRAIN_DATA_URL": ""},
     }
     agent = {
@@ -185,7 +193,7 @@ def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> s
         "BUILD_REASON": job.azure_reason,
         "BUILD_SOURCEVERSION": git(checkout, "rev-parse", "HEAD"),
     }
-    secrets = {"TRAINYARD_REGISTRY_PASSWORD", "TRAINYARD_RETRAIN_DATA_URL"}  # reach a step only through env:
+    secrets = {"TRAINYARD_REGISTRY_PASSWORD", "TRAINYARD_SIGNING_KEY", "TRAINYARD_RETRAIN_DATA_URL"}  # only via env:
     out = []
     for step in _azure_steps(job.name):
         variables = {k: v for group in step["groups"] for k, v in groups[group].items()}  # linked to this job only
@@ -211,7 +219,7 @@ def _records(origin: Path) -> tuple[list[ReleaseRecord], list[DeployRecord]]:
     """Every release and deployment recorded in ``origin``'s tags."""
     releases, deploys = [], []
     for name in git(origin, "tag", "-l").split():
-        body = git(origin, "tag", "-l", "--format=%(contents)", name)
+        body = strip_signature(git(origin, "tag", "-l", "--format=%(contents)", name))
         release, deploy = ReleaseRecord.from_message(name, body), DeployRecord.from_message(name, body)
         releases += [release] if release else []
         deploys += [deploy] if deploy else []

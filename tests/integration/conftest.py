@@ -6,10 +6,12 @@ passed); on a laptop without Docker those tests are skipped with the reason.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,7 @@ from cicd.errors import EngineUnavailableError
 from cicd.gitops import throwaway_clone
 from cicd.http import free_port
 from cicd.images import Engine
+from cicd.signing import new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -138,9 +141,16 @@ def git(cwd: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
+@functools.cache
+def signer() -> tuple[Path, str]:
+    """The test session's signing key: its path, and the allowed-signers line every project gets."""
+    return new_key(Path(tempfile.mkdtemp(prefix="trainyard-signer-")), "trainyard-tests")
+
+
 def make_project(tmp: Path) -> tuple[Path, Path]:
-    """A clone of this project (tracked and new files as they are now) with a bare ``origin``."""
-    return throwaway_clone(ROOT, tmp)
+    """A clone of this project (tracked and new files as they are now) with a bare ``origin``,
+    whose allowed signers include the session's key (``signer``), which ``cicd`` signs with."""
+    return throwaway_clone(ROOT, tmp, allowed_signer=(".trainyard/allowed_signers", signer()[1]))
 
 
 def cicd(
@@ -149,6 +159,7 @@ def cicd(
     """Run the toolkit in ``work`` exactly as a session would, output captured (and shown on failure)."""
     full_env = {
         **os.environ,
+        "TRAINYARD_SIGNING_KEY": str(signer()[0]),
         **(env or {}),
         "GIT_AUTHOR_NAME": "Test",
         "GIT_AUTHOR_EMAIL": "test@example.com",

@@ -385,3 +385,78 @@ def test_services_run_with_least_privilege(flow: dict[str, Any], first: dict[str
     assert "no-new-privileges:true" in host["SecurityOpt"] and "/tmp" in host["Tmpfs"]
     assert host["Memory"] == 1024**3 and host["PidsLimit"] == 256
     assert {r["environment"]: r for r in first["status"]}["staging"]["health"] == "healthy"
+
+
+def _forge(flow: dict[str, Any], sign: list[str], *, rename: bool = False, reference: str | None = None) -> list[str]:
+    """An attacker's newest qa deployment of another image, with a passing acceptance for it, on
+    the commit QA names: what `promote production` would take. ``sign``: the ``git -c`` options
+    that sign the tags ([] = unsigned). ``rename``: the deployment is a genuine signed staging
+    record pushed again under a qa name. Returns the tags made."""
+    from dataclasses import replace
+
+    from cicd.environments import deploy_records
+    from cicd.records import AcceptanceRecord, DeployRecord, now, stamp, timestamp
+
+    work = flow["work"]
+    with Context(config=load_config(work / "cicd/pipeline.yaml", env={}), root=work) as ctx:
+        records = deploy_records(ctx)
+    qa_commit = git(work, "rev-list", "-n1", "QA")
+    genuine = next(r for r in records if r.environment == "qa" and r.commit == qa_commit)
+    when = now()
+    name = DeployRecord.tag_name("qa", when)
+    if rename:
+        staging = next(r for r in records if r.environment == "staging")
+        git(work, "update-ref", f"refs/tags/{name}", git(work, "rev-parse", f"refs/tags/{staging.tag}"))
+        deployed = replace(staging, tag=name)
+    else:
+        digest = "sha256:" + "e" * 64
+        deployed = replace(
+            genuine, digest=digest, reference=reference or f"{flow['registry'].address}/sample-ml@{digest}",
+            time=timestamp(when), tag=name,
+        )  # fmt: skip
+        git(work, *sign, "tag", "-a", *(["-s"] if sign else []), "-m", deployed.to_message(), name, qa_commit)
+    verdict = AcceptanceRecord(
+        environment="qa", deploy_tag=name, digest=deployed.digest, commit=qa_commit, passed=True,
+        time=timestamp(when), tests=12, complete=True, tag=f"accepted/qa/{stamp(when)}",
+    )  # fmt: skip
+    git(work, *sign, "tag", "-a", *(["-s"] if sign else []), "-m", verdict.to_message(), verdict.tag, qa_commit)
+    return [name, verdict.tag]
+
+
+def test_forged_records_are_refused_and_nothing_changes(
+    flow: dict[str, Any], first: dict[str, Any], engine: Engine, tmp_path: Path
+) -> None:
+    """The forgery scenario of the security review, replayed: forged deploy and accepted tags with
+    no key, signed by an unknown key, a signed tag renamed to another environment, and a record
+    signed by an allowed key that names another registry. `promote production` refuses each."""
+    from cicd.signing import new_key
+    from tests.integration.conftest import signer
+
+    on(flow, "main")
+    stranger, _ = new_key(tmp_path / "stranger", "attacker@example.com")
+    allowed_key = signer()[0]
+    cases: dict[str, tuple[list[str], dict[str, Any], str]] = {
+        "unsigned": ([], {}, "refusing to act on records that are unsigned"),
+        "unknown key": (["-c", "gpg.format=ssh", "-c", f"user.signingkey={stranger}"], {}, "signed by a key not in"),
+        "renamed": ([], {"rename": True}, "renamed since they were signed"),
+        "foreign registry": (
+            ["-c", "gpg.format=ssh", "-c", f"user.signingkey={allowed_key}"],
+            {"reference": "evil.example:5000/sample-ml@sha256:" + "e" * 64},
+            "refusing to pull 'evil.example:5000/sample-ml@sha256:",
+        ),
+    }
+    serving = _metadata(flow["ports"]["production"])["image_digest"]
+    for case, (sign, options, says) in cases.items():
+        if options.get("rename"):  # the accepted record is signed properly; the deploy tag is not its own
+            sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={allowed_key}"]
+        before = _snapshot(flow, engine)
+        made = _forge(flow, sign, **options)
+        try:
+            result = cicd(flow["work"], "promote", "production", env=flow["env"], check=False)
+            after = _snapshot(flow, engine)
+        finally:
+            git(flow["work"], "tag", "-d", *made)
+        assert result.returncode == 2 and says in result.stderr, (case, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+        assert after["origin"] == before["origin"] and after["containers"] == before["containers"], case
+        assert _metadata(flow["ports"]["production"])["image_digest"] == serving, case

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cicd.images import Engine
+from cicd.signing import strip_signature
 from tests.integration.conftest import cicd, git, make_project, missing, start_registry
 
 
@@ -24,7 +25,10 @@ def test_release_is_recorded_in_git_and_pushed_by_digest(
     tags = git(origin, "tag", "-l")
     assert "v0.1.0-rc.1" in tags.split()
     message = git(work, "tag", "-l", "--format=%(contents)", "v0.1.0-rc.1")
-    assert json.loads(message[message.index("{") :])["digest"] == record["digest"]
+    assert "-----BEGIN SSH SIGNATURE-----" in message  # signed, and by a key the project allows:
+    git(work, "-c", f"gpg.ssh.allowedSignersFile={work / '.trainyard/allowed_signers'}", "verify-tag", "v0.1.0-rc.1")
+    body = strip_signature(message)
+    assert json.loads(body[body.index("{") :])["digest"] == record["digest"]
     engine.images.remove(record["reference"])
     assert engine.registry.pull(record["reference"], None) == record["image"]  # same bytes back from the registry
 

@@ -29,6 +29,7 @@ class FakeRepo:
     """Just enough of :class:`cicd.gitops.Repo` for the stages: one branch head, tags, notes."""
 
     def __init__(self, writes: Writes, head: str = "c" * 40, branch: str = "main") -> None:
+        self.forged: set[str] = set()
         self.writes = writes
         self._head, self._branch = head, branch
         self.tags_: dict[str, TagInfo] = {}
@@ -67,6 +68,10 @@ class FakeRepo:
 
     def tag_infos(self) -> list[TagInfo]:
         return list(self.tags_.values())
+
+    def verified(self, names: Sequence[str]) -> set[str]:
+        """Every tag verifies, except those a test names in ``forged``."""
+        return {n for n in names if n not in self.forged}
 
     def tag_object(self, name: str) -> str | None:
         return f"obj-{name}-{self.tags_[name].commit}" if name in self.tags_ else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -19,7 +20,15 @@ from cicd import __main__ as cli
 from cicd import environments, flow
 from cicd.context import Context
 from cicd.deploy.docker_target import DockerTarget
-from cicd.errors import CICDError, DeployError, HealthCheckError, PromotionError, PushError
+from cicd.errors import (
+    CICDError,
+    DeployError,
+    HealthCheckError,
+    PromotionError,
+    PushError,
+    RecordTrustError,
+    RegistryError,
+)
 from cicd.proc import Completed
 from cicd.records import AcceptanceRecord, DeployRecord, ReleaseRecord, timestamp
 from tests.unit.cicd.fakes import FakeEngine, config, context, fake_engine, fake_repo
@@ -129,7 +138,7 @@ def test_a_dry_merge_writes_nothing() -> None:
 def test_deploy_runs_this_commits_release_by_digest_and_records_it(health: Any) -> None:
     ctx = context()
     health(ctx)
-    rel = release(ctx, "0.1.0", "a" * 8)
+    rel = release(ctx, "0.1.0", "a" * 64)
     record = environments.deploy(ctx, "staging")
     repo = fake_repo(ctx)
     assert fake_engine(ctx).registry.pulled == [rel.reference]
@@ -142,11 +151,11 @@ def test_deploy_runs_this_commits_release_by_digest_and_records_it(health: Any) 
 def test_a_refused_push_restores_the_tags_and_the_previous_release(health: Any) -> None:
     ctx = context()
     health(ctx)
-    first = release(ctx, "0.1.0", "a" * 8)
+    first = release(ctx, "0.1.0", "a" * 64)
     environments.deploy(ctx, "staging")
     repo = fake_repo(ctx)
     staging_before = repo.tags_["Staging"]
-    release(ctx, "0.2.0", "b" * 8, minutes=5)
+    release(ctx, "0.2.0", "b" * 64, minutes=5)
     repo.refuse_push = True
     with pytest.raises(PushError):
         environments.deploy(ctx, "staging")
@@ -158,7 +167,7 @@ def test_a_refused_push_restores_the_tags_and_the_previous_release(health: Any) 
 def test_dry_deploy_changes_nothing(health: Any) -> None:
     ctx = context(dry_run=True)
     health(ctx)
-    release(ctx, "0.1.0", "a" * 8)
+    release(ctx, "0.1.0", "a" * 64)
     tags_before = dict(fake_repo(ctx).tags_)
     environments.deploy(ctx, "staging")
     assert fake_repo(ctx).tags_ == tags_before and fake_engine(ctx).containers.items == {}
@@ -169,27 +178,27 @@ def test_dry_deploy_changes_nothing(health: Any) -> None:
 def test_a_candidate_that_never_gets_healthy_never_touches_the_one_serving(health: Any) -> None:
     ctx = context()
     probe = health(ctx)
-    release(ctx, "0.1.0", "a" * 8)
+    release(ctx, "0.1.0", "a" * 64)
     environments.deploy(ctx, "staging")
     old = set(fake_engine(ctx).containers.items)
-    release(ctx, "0.2.0", "b" * 8, minutes=5)
-    probe.broken.add(("sha256:" + "b" * 8, "*"))
+    release(ctx, "0.2.0", "b" * 64, minutes=5)
+    probe.broken.add(("sha256:" + "b" * 64, "*"))
     fake_engine(ctx).containers.log.clear()
     with pytest.raises(HealthCheckError, match="nothing else was changed") as caught:
         environments.deploy(ctx, "staging")
     assert caught.value.log_tail  # the candidate's log is in the error
-    assert set(fake_engine(ctx).containers.items) == old and serving(ctx, "staging") == ["sha256:" + "a" * 8]
+    assert set(fake_engine(ctx).containers.items) == old and serving(ctx, "staging") == ["sha256:" + "a" * 64]
     assert not any(line.startswith("stop") for line in fake_engine(ctx).containers.log)  # never stopped
 
 
 def test_a_release_that_fails_after_the_swap_is_removed_and_the_old_one_restarted(health: Any) -> None:
     ctx = context()
     probe = health(ctx)
-    release(ctx, "0.1.0", "a" * 8)
+    release(ctx, "0.1.0", "a" * 64)
     environments.deploy(ctx, "staging")
     (old,) = fake_engine(ctx).containers.items
-    release(ctx, "0.2.0", "b" * 8, minutes=5)
-    probe.broken.add(("sha256:" + "b" * 8, "serving"))  # healthy as a candidate, not on the real port
+    release(ctx, "0.2.0", "b" * 64, minutes=5)
+    probe.broken.add(("sha256:" + "b" * 64, "serving"))  # healthy as a candidate, not on the real port
     log = fake_engine(ctx).containers.log
     log.clear()
     with pytest.raises(HealthCheckError, match="the previous release is serving again"):
@@ -197,17 +206,17 @@ def test_a_release_that_fails_after_the_swap_is_removed_and_the_old_one_restarte
     steps = [line.split()[0] for line in log]
     assert steps == ["start", "remove", "stop", "start", "remove", "restart"], log
     assert f"stop {old} (kept)" in log and f"restart {old}" in log
-    assert serving(ctx, "staging") == ["sha256:" + "a" * 8]
+    assert serving(ctx, "staging") == ["sha256:" + "a" * 64]
 
 
 def test_a_good_swap_retires_every_other_container(health: Any) -> None:
     ctx = context(config(staging={"memory": "512m", "pids": 64}))
     health(ctx)
-    release(ctx, "0.1.0", "a" * 8)
+    release(ctx, "0.1.0", "a" * 64)
     environments.deploy(ctx, "staging")
-    release(ctx, "0.2.0", "b" * 8, minutes=5)
+    release(ctx, "0.2.0", "b" * 64, minutes=5)
     environments.deploy(ctx, "staging")
-    assert serving(ctx, "staging") == ["sha256:" + "b" * 8] and len(fake_engine(ctx).containers.items) == 1
+    assert serving(ctx, "staging") == ["sha256:" + "b" * 64] and len(fake_engine(ctx).containers.items) == 1
     assert set(fake_engine(ctx).containers.limits.values()) == {("512m", 64)}  # the spec's limits, every start
 
 
@@ -261,12 +270,12 @@ FOUR = {"qa": {"tag": "QA", "promote_from": "staging"}, "production": {"promote_
 def test_promotion_takes_the_accepted_release_of_the_environment_the_spec_names(health: Any) -> None:
     ctx = context(config(**FOUR))
     health(ctx)
-    staged(ctx, "staging", "a" * 8, accepted=True)
+    staged(ctx, "staging", "a" * 64, accepted=True)
     with pytest.raises(PromotionError, match="there is no QA tag"):  # production comes from qa, not staging
         environments.promote(ctx, "production")
     promoted = environments.promote(ctx, "qa")
     assert promoted is not None and promoted.kind == "promote" and promoted.environment == "qa"
-    assert serving(ctx, "qa") == ["sha256:" + "a" * 8] and fake_repo(ctx).tags_["QA"].commit == fake_repo(ctx).head()
+    assert serving(ctx, "qa") == ["sha256:" + "a" * 64] and fake_repo(ctx).tags_["QA"].commit == fake_repo(ctx).head()
     push = next(line for line in fake_repo(ctx).log if line.startswith("push"))
     assert "--force-with-lease=refs/tags/Staging:" in push  # the source tag is leased: if it moved, nothing lands
     with pytest.raises(PromotionError, match=r"acceptance of 1\.0\.0 on qa has not run"):
@@ -282,7 +291,7 @@ def test_promotion_takes_the_accepted_release_of_the_environment_the_spec_names(
 def test_promotion_refuses_without_a_passing_newest_acceptance(health: Any, verdicts: list[bool], message: str) -> None:
     ctx = context()
     health(ctx)
-    record = staged(ctx, "staging", "a" * 8, accepted=None)
+    record = staged(ctx, "staging", "a" * 64, accepted=None)
     for n, passed in enumerate(verdicts):
         when = T0 + timedelta(minutes=n + 1)
         judge(ctx, record, passed, when)
@@ -294,7 +303,7 @@ def test_promotion_refuses_without_a_passing_newest_acceptance(health: Any, verd
 def test_a_partial_acceptance_run_cannot_make_a_release_promotable(health: Any) -> None:
     ctx = context()
     health(ctx)
-    record = staged(ctx, "staging", "a" * 8, accepted=True)
+    record = staged(ctx, "staging", "a" * 64, accepted=True)
     judge(ctx, record, True, T0 + timedelta(minutes=5), selection="-k health")  # newer, passed, partial
     with pytest.raises(PromotionError, match=r"was a partial run \(-k health\)"):
         environments.promote(ctx, "production")
@@ -302,10 +311,43 @@ def test_a_partial_acceptance_run_cannot_make_a_release_promotable(health: Any) 
     assert environments.promote(ctx, "production") is not None
 
 
+@pytest.mark.parametrize("forged", ["deploy", "accepted", "Staging", "old"])
+def test_a_record_that_does_not_verify_stops_promotion_and_nothing_changes(health: Any, forged: str) -> None:
+    """Which record fails verification does not matter (the staged deployment, its verdict, the
+    source's tag, an old unrelated one): promotion decides on nothing and changes nothing."""
+    ctx = context()
+    health(ctx)
+    old = staged(ctx, "staging", "b" * 64, accepted=True, minutes=-60)
+    record = staged(ctx, "staging", "a" * 64, accepted=True)
+    repo = fake_repo(ctx)
+    verdict = next(
+        t.name
+        for t in repo.tags_.values()
+        if (a := AcceptanceRecord.from_message(t.name, t.message)) is not None and a.deploy_tag == record.tag
+    )
+    repo.forged.add({"deploy": record.tag, "accepted": verdict, "Staging": "Staging", "old": old.tag}[forged])
+    tags = dict(repo.tags_)
+    with pytest.raises(RecordTrustError, match=r"unsigned, signed by a key not in \.trainyard/allowed_signers"):
+        environments.promote(ctx, "production")
+    assert fake_engine(ctx).containers.items == {} and repo.tags_ == tags
+    assert not any(line.startswith("push") for line in repo.log)
+
+
+def test_a_record_naming_another_registry_is_never_pulled(health: Any) -> None:
+    ctx = context()
+    health(ctx)
+    record = staged(ctx, "staging", "a" * 64, accepted=True)
+    forged = replace(record, reference="evil.example/sample-ml@" + record.digest)
+    fake_repo(ctx).tags_[record.tag] = repo_tag(record.tag, record.commit, forged.to_message())
+    with pytest.raises(RegistryError, match=r"may only name registry\.test:5000/sample-ml@sha256:<digest>"):
+        environments.promote(ctx, "production")
+    assert fake_engine(ctx).containers.items == {} and not fake_engine(ctx).registry.pulled
+
+
 def test_promoting_what_already_runs_does_nothing(health: Any) -> None:
     ctx = context()
     health(ctx)
-    staged(ctx, "staging", "a" * 8, accepted=True)
+    staged(ctx, "staging", "a" * 64, accepted=True)
     assert environments.promote(ctx, "production") is not None
     tags = dict(fake_repo(ctx).tags_)
     assert environments.promote(ctx, "production") is None and fake_repo(ctx).tags_ == tags
@@ -314,13 +356,13 @@ def test_promoting_what_already_runs_does_nothing(health: Any) -> None:
 def test_a_promotion_that_fails_its_smoke_check_is_rolled_back(health: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = context()
     health(ctx)
-    staged(ctx, "production", "0" * 8, accepted=None, minutes=-60)  # what production ran before
-    environments.deploy(ctx, "production", release=_as_deployable("0" * 8), kind="deploy", check_branch=False)
-    staged(ctx, "staging", "a" * 8, accepted=True)
+    staged(ctx, "production", "0" * 64, accepted=None, minutes=-60)  # what production ran before
+    environments.deploy(ctx, "production", release=_as_deployable("0" * 64), kind="deploy", check_branch=False)
+    staged(ctx, "staging", "a" * 64, accepted=True)
     monkeypatch.setattr(environments, "_smoke", lambda env: False)
     with pytest.raises(PromotionError, match="failed its smoke check in production and was rolled back"):
         environments.promote(ctx, "production")
-    assert serving(ctx, "production") == ["sha256:" + "0" * 8]
+    assert serving(ctx, "production") == ["sha256:" + "0" * 64]
     kinds = [r.kind for r in environments.deploy_records(ctx) if r.environment == "production"]
     assert kinds[:2] == ["rollback", "promote"]  # newest first, by the records' own time
 
@@ -343,12 +385,12 @@ def test_rollback_redeploys_the_newest_earlier_different_digest(health: Any) -> 
     health(ctx)
     with pytest.raises(DeployError, match="no earlier deployment"):
         environments.rollback(ctx, "staging")
-    for n, digest in enumerate(("a" * 8, "b" * 8, "b" * 8)):
+    for n, digest in enumerate(("a" * 64, "b" * 64, "b" * 64)):
         release(ctx, f"0.{n + 1}.0", digest, minutes=n)
         environments.deploy(ctx, "staging")
     rolled = environments.rollback(ctx, "staging")
-    assert rolled.kind == "rollback" and rolled.digest == "sha256:" + "a" * 8
-    assert serving(ctx, "staging") == ["sha256:" + "a" * 8]
+    assert rolled.kind == "rollback" and rolled.digest == "sha256:" + "a" * 64
+    assert serving(ctx, "staging") == ["sha256:" + "a" * 64]
 
 
 # --- ci runs a row ---------------------------------------------------------------------------

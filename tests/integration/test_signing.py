@@ -1,0 +1,111 @@
+"""Signed records at the git boundary, for real: git's SSH signing, ``git verify-tag``, and the
+refusals a user meets (no key, no ssh-keygen, no allowed-signers file, a key given as text)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cicd.errors import ConfigError, SigningError
+from cicd.gitops import Repo
+from cicd.signing import Signing, new_key
+from tests.integration.conftest import git
+
+MESSAGE = 'trainyard-deploy staging 1.0.0\n\n{"environment": "staging"}\n'
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "--quiet", "--initial-branch", "main")
+    git(work, "commit", "--quiet", "--allow-empty", "-m", "first")
+    return work
+
+
+def signing(work: Path, key: str | None, allowed: list[str]) -> Signing:
+    signers = work / ".trainyard" / "allowed_signers"
+    signers.parent.mkdir(exist_ok=True)
+    signers.write_text("# comment lines are allowed\n" + "".join(line + "\n" for line in allowed))
+    env = {"TRAINYARD_SIGNING_KEY": key} if key else {}
+    return Signing.from_spec(work, ".trainyard/allowed_signers", "TRAINYARD_SIGNING_KEY", env)
+
+
+def test_a_signed_record_verifies_and_forged_ones_do_not(repo: Path, tmp_path: Path) -> None:
+    key, line = new_key(tmp_path / "ours", "ci@example.com")
+    other, _ = new_key(tmp_path / "theirs", "attacker@example.com")
+    with Repo(repo, signing=signing(repo, str(key), [line])) as ours:
+        ours.create_tag("deploy/staging/1", MESSAGE)
+        tag = ours.tag("deploy/staging/1")
+        assert tag is not None and tag.message == MESSAGE  # the signature is not part of the record
+        git(repo, "tag", "-a", "-m", MESSAGE, "deploy/staging/2")  # unsigned
+        git(
+            repo,
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            f"user.signingkey={other}",
+            "tag",
+            "-s",
+            "-m",
+            MESSAGE,
+            "deploy/staging/3",
+        )
+        git(
+            repo, "update-ref", "refs/tags/deploy/qa/4", git(repo, "rev-parse", "refs/tags/deploy/staging/1")
+        )  # renamed
+        names = ["deploy/staging/1", "deploy/staging/2", "deploy/staging/3", "deploy/qa/4"]
+        assert ours.verified(names) == {"deploy/staging/1"}
+
+
+def test_a_key_given_as_text_signs_and_leaves_no_file(repo: Path, tmp_path: Path) -> None:
+    key, line = new_key(tmp_path / "ours", "ci@example.com")
+    before = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
+    with Repo(repo, signing=signing(repo, key.read_text(), [line])) as ours:
+        ours.create_tag("v1.0.0", MESSAGE)
+        assert ours.verified(["v1.0.0"]) == {"v1.0.0"}
+    leftover = {n for n in set(os.listdir(os.environ.get("TMPDIR", "/tmp"))) - before if n.startswith("trainyard-key")}
+    assert not leftover, leftover
+
+
+def test_no_key_is_refused_with_advice(repo: Path, tmp_path: Path) -> None:
+    _, line = new_key(tmp_path / "ours", "ci@example.com")
+    with Repo(repo, signing=signing(repo, None, [line])) as ours, pytest.raises(SigningError) as err:
+        ours.create_tag("v1.0.0", MESSAGE)
+    assert "set TRAINYARD_SIGNING_KEY" in str(err.value) and "signing.required: false" in str(err.value)
+    assert "v1.0.0" not in git(repo, "tag", "-l")
+
+
+def test_a_key_the_allowed_signers_do_not_list_signs_nothing(repo: Path, tmp_path: Path) -> None:
+    key, _ = new_key(tmp_path / "ours", "ci@example.com")
+    _, other = new_key(tmp_path / "listed", "someone@example.com")
+    with Repo(repo, signing=signing(repo, str(key), [other])) as ours, pytest.raises(SigningError) as err:
+        ours.create_tag("v1.0.0", MESSAGE)
+    assert "does not list" in str(err.value) and "v1.0.0" not in git(repo, "tag", "-l")
+
+
+def test_a_key_path_that_is_not_a_file_is_refused(repo: Path) -> None:
+    with Repo(repo, signing=signing(repo, "/nonexistent/key", [])) as ours, pytest.raises(SigningError) as err:
+        ours.create_tag("v1.0.0", MESSAGE)
+    assert "names /nonexistent/key, which is not a key file" in str(err.value)
+
+
+def test_no_ssh_keygen_is_refused_with_advice(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, line = new_key(tmp_path / "ours", "ci@example.com")
+    only_git = tmp_path / "bin"  # a machine with git but without openssh-client
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(only_git))
+    with Repo(repo, signing=signing(repo, str(key), [line])) as ours, pytest.raises(SigningError) as err:
+        ours.create_tag("v1.0.0", MESSAGE)
+    assert "apt install openssh-client" in str(err.value)
+
+
+def test_a_missing_allowed_signers_file_is_refused_before_reading(repo: Path) -> None:
+    missing = Signing.from_spec(repo, ".trainyard/allowed_signers", "TRAINYARD_SIGNING_KEY", {})
+    with Repo(repo, signing=missing) as ours, pytest.raises(ConfigError) as err:
+        ours.verified(["v1.0.0"])
+    assert "no allowed-signers file" in str(err.value) and "signing.required: false" in str(err.value)
