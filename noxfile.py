@@ -35,7 +35,7 @@ DEV = "src/requirements/dev.txt"  # TEST plus the linters and test tools
 
 
 def _cicd(session: nox.Session, command: str, *extra: str) -> None:
-    session.install("-r", TOOLKIT, *extra)
+    session.install("--require-hashes", "-r", TOOLKIT, *extra)
     session.run("python", "-m", "cicd", command, *session.posargs)
 
 
@@ -46,7 +46,7 @@ def _with_project(session: nox.Session, command: str) -> None:
     that what it runs imports; nothing may come from another session's venv. Linters are not
     among it: they run inside the build image.
     """
-    session.install("-r", TOOLKIT, "-r", TEST)
+    session.install("--require-hashes", "-r", TOOLKIT, "-r", TEST)
     session.install("--no-deps", "./src")
     session.run("python", "-m", "cicd", command, *session.posargs)
 
@@ -60,7 +60,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suites (``-- --test-type unit`` for one suite; other args go to pytest)."""
-    session.install("-r", TOOLKIT, "-r", DEV)
+    session.install("--require-hashes", "-r", TOOLKIT, "-r", DEV)
     session.install("--no-deps", "-e", "./src")
     wants_type = any(a.startswith("--test-type") for a in session.posargs)
     args = session.posargs if wants_type else ["--test-type", "all", *session.posargs]
@@ -154,13 +154,20 @@ def ci(session: nox.Session) -> None:
 def retrain(session: nox.Session) -> None:
     """Drift check on new data; if it fires (or ``-- --force``), champion/challenger, and an accepted
     model card, data snapshot and settings committed on a new ``retrain/<date>`` branch, pushed."""
-    session.install("-r", TOOLKIT, "-r", RUNTIME)
+    session.install("--require-hashes", "-r", TOOLKIT, "-r", RUNTIME)
     session.install("--no-deps", "-e", "./src")
     session.run("python", "-m", "cicd", "retrain", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False)
+def lock(session: nox.Session) -> None:
+    """Compile every requirements ``.in`` into its hashed ``.txt`` lock with uv (needs the package index)."""
+    session.install("--require-hashes", "-r", TOOLKIT, "-r", "cicd/requirements-ci.txt")  # uv, pinned
+    session.run("python", "-m", "cicd.locks", "--write", *session.posargs)
+
+
 def _benchmarks(session: nox.Session, module: str) -> None:
-    session.install("-r", TOOLKIT, "-r", DEV)
+    session.install("--require-hashes", "-r", TOOLKIT, "-r", DEV)
     session.install("--no-deps", "-e", "./src")
     session.run("python", "-m", f"benchmarks.{module}", *session.posargs)
 

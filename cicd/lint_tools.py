@@ -44,6 +44,7 @@ CHECKS: list[tuple[str, list[str]]] = [
     ),
     ("actionlint", ["actionlint", "-no-color", ".github/workflows/pipeline.yml"]),
     ("ci-files", ["python", "-m", "cicd.ci_files"]),
+    ("locks", ["python", "-m", "cicd.locks"]),
 ]
 
 

@@ -1,6 +1,8 @@
 """Resolve dependencies outside the image into a wheelhouse, keyed by the requirements' hash.
 
-Images then install with ``pip --no-index --find-links``, so builds run with the network off.
+The requirements are hashed locks (:mod:`cicd.locks`): pip downloads in hash-checking mode, and a
+cached wheelhouse is checked file by file against the locks' hashes before it is reused. Images
+then install with ``--require-hashes --no-index --find-links``, so builds run with the network off.
 The wheelhouse is for the image's platform (its Python, machine and C library), not the host's,
 and is reused as long as the requirement files and the platform are unchanged.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from cicd import proc
 from cicd.cache import CACHE
 from cicd.errors import WheelhouseError
+from cicd.locks import allowed_hashes
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +74,41 @@ def wheelhouse_key(files: list[Path], platform: Platform) -> str:
     return digest.hexdigest()[:16]
 
 
+def unlisted(folder: Path, files: list[Path]) -> list[str]:
+    """The files in a wheelhouse whose sha256 no lock among ``files`` lists (a planted or swapped wheel)."""
+    allowed = allowed_hashes(files)
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name == ".complete":
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() not in allowed:
+            found.append(path.name)
+    return found
+
+
 def ensure_wheelhouse(name: str, files: list[Path], platform: Platform, cache: Path = CACHE) -> Path:
-    """Return a folder of wheels for ``files``; download only when the key is new."""
+    """Return a folder of wheels for ``files`` (hashed locks); download only when the key is new.
+
+    A cached wheelhouse is reused only when every file in it has a hash the locks list; one that
+    does not is discarded, said, and resolved again.
+    """
     key = wheelhouse_key(files, platform)
     dest = cache / "wheelhouse" / f"{name}-{key}"
     if (dest / ".complete").is_file():
-        log.info("wheelhouse %s: reused (requirements unchanged)", dest.name)
-        return dest
+        bad = unlisted(dest, files)
+        if not bad:
+            log.info("wheelhouse %s: reused (requirements unchanged, every file's hash listed)", dest.name)
+            return dest
+        log.warning(
+            "wheelhouse %s holds files whose hash no lock lists (%s): discarded, resolving again",
+            dest.name,
+            ", ".join(bad[:5]),
+        )
+        shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest.parent))
     cmd = [
@@ -110,6 +141,10 @@ def ensure_wheelhouse(name: str, files: list[Path], platform: Platform, cache: P
             f"pip could not resolve {', '.join(map(str, files))} for {platform.key()}:\n{tail}\n"
             "check the pins exist as wheels for that platform and that the package index is reachable"
         )
+    bad = unlisted(tmp, files)
+    if bad:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WheelhouseError(f"pip fetched files whose hash no lock lists ({', '.join(bad[:5])}); run `nox -s lock`")
     (tmp / ".complete").write_text(key + "\n")
     if dest.exists() and not (dest / ".complete").is_file():
         shutil.rmtree(dest, ignore_errors=True)  # a download that was cut short
