@@ -67,9 +67,14 @@ def build_wheel(ctx: Context, version: str, out_dir: Path) -> Path:
     """Build the sample project's wheel with ``version`` stamped in, reproducibly (same commit → same bytes)."""
     src = ctx.root / ctx.config.package
     out_dir.mkdir(parents=True, exist_ok=True)
+    package = Path(ctx.config.package).as_posix().strip("/")
+    prefix = "" if package in ("", ".") else f"{package}/"
+    listed = sorted(p.removeprefix(prefix) for p in ctx.repo.listed_files() if p.startswith(prefix))
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "src"
-        shutil.copytree(src, staged, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build", "dist"))
+        for rel in listed:  # only what git lists: a leftover build/lib/ or egg-info never enters the wheel
+            (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, staged / rel)
         pyproject = staged / "pyproject.toml"
         text, count = re.subn(r'(?m)^version\s*=\s*"[^"]*"', f'version = "{version}"', pyproject.read_text())
         if count != 1:
@@ -149,7 +154,9 @@ def build_image(ctx: Context) -> dict[str, Any]:
         ctx.root / INSTALLER,
     ]
     wheelhouse = ensure_wheelhouse("dev", reqs, platform)
-    files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore") + _wheelhouse_files(wheelhouse)
+    listed = ctx.repo.listed_files()  # never a file git ignores
+    files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore", only=listed)
+    files += _wheelhouse_files(wheelhouse)
     result = engine.images.build(
         files,
         BUILD_DOCKERFILE,
@@ -176,14 +183,31 @@ def build_image(ctx: Context) -> dict[str, Any]:
     return summary
 
 
-def _build_image_ref(ctx: Context) -> str:
+def _build_image_ref(ctx: Context, built: str | None = None) -> tuple[str, str]:
+    """This commit's build image: its tag (for people) and the id to run (never the tag: it could
+    name another image by now). The id is the one ``build`` made (``built``, or the id it wrote to
+    ``artifacts/build.json``); a tag that names anything else is refused."""
     tag = f"{ctx.config.images.build}:{ctx.commit_tag()}"
     if not ctx.engine.images.exists(tag):
         if ctx.dry_run:
             log.warning("[dry-run] no build image %s yet: `nox -s build` makes it", tag)
-            return tag
+            return tag, tag
         raise CICDError(f"no build image {tag} for this commit; run `nox -s build` first")
-    return tag
+    if ctx.dry_run:  # nothing runs in it
+        return tag, tag
+    if built is None:
+        try:
+            recorded = json.loads((ctx.artifacts / "build.json").read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        if recorded.get("image") != tag:
+            raise CICDError(f"artifacts/build.json does not say which image {tag} is; run `nox -s build` first")
+        built = str(recorded["image_id"])
+    if ctx.engine.images.id(tag) != built:
+        raise CICDError(
+            f"{tag} names another image than the {built[:19]} `nox -s build` made; run `nox -s build` again"
+        )
+    return tag, built
 
 
 def _passed(ctx: Context, stage: str, commit_tag: str, **details: str) -> None:
@@ -196,7 +220,7 @@ def _passed(ctx: Context, stage: str, commit_tag: str, **details: str) -> None:
 
 def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
     """Unit tests inside the build image; JUnit XML and coverage copied out to artifacts/reports/unit."""
-    image = _build_image_ref(ctx)
+    image, image_id = _build_image_ref(ctx)
     reports = ctx.artifacts / "reports" / "unit"
     cmd = [
         "python",
@@ -213,7 +237,7 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
     ]
     if not ctx.dry_run:
         shutil.rmtree(reports, ignore_errors=True)
-    result = ctx.engine.containers.run(image, cmd, timeout=ctx.config.test_timeout, copy_out={IN_REPORTS: reports})
+    result = ctx.engine.containers.run(image_id, cmd, timeout=ctx.config.test_timeout, copy_out={IN_REPORTS: reports})
     if not result.ran:
         return {"image": image, "ran": False}
     if result.exit_code != 0:
@@ -225,12 +249,12 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
 
 def lint(ctx: Context) -> dict[str, Any]:
     """Every linter of :mod:`cicd.lint_tools` inside the build image, so its pinned versions are used."""
-    image = _build_image_ref(ctx)
+    image, image_id = _build_image_ref(ctx)
     reports = ctx.artifacts / "reports" / "lint"
     if not ctx.dry_run:
         shutil.rmtree(reports, ignore_errors=True)
     result = ctx.engine.containers.run(
-        image,
+        image_id,
         ["python", "-m", "cicd.lint_tools", "--reports", IN_LINT],
         timeout=ctx.config.test_timeout,
         copy_out={IN_LINT: reports},
@@ -286,8 +310,7 @@ def release(ctx: Context) -> dict[str, Any]:
     version = compute_version(ctx, branch)
     tag = cfg.tags.release_tag(str(version))
     log.info("releasing %s %s from %s at %s", cfg.project, version, branch, repo.head()[:12])
-    build_image(ctx)
-    image = _build_image_ref(ctx)
+    image, image_id = _build_image_ref(ctx, build_image(ctx)["image_id"] or None)
     if ctx.dry_run:
         ctx.writes.allow(f"train and gate the model in {image}")
         ctx.writes.allow(f"build {cfg.images.release}:{version} from the model, the wheel and the runtime wheelhouse")
@@ -307,7 +330,7 @@ def release(ctx: Context) -> dict[str, Any]:
         f" && {cli} evaluate{config_arg} --model-dir {IN_OUT}/model --output {IN_OUT}/evaluation"
     )
     result = engine.containers.run(
-        image,
+        image_id,
         ["sh", "-c", train],
         env={"GIT_COMMIT": repo.head()},
         timeout=cfg.release.train_timeout,

@@ -156,6 +156,12 @@ class Repo:
         changed = {d.a_path for d in self.repo.index.diff(None)} | {d.a_path for d in self.repo.index.diff("HEAD")}
         return sorted({p for p in changed if p} | set(self.repo.untracked_files))
 
+    def listed_files(self) -> set[str]:
+        """What may go into a build context or a wheel: tracked files, and new files git does not
+        ignore (so a leftover ``build/lib/`` never does). On a clean tree, what ``git archive`` gives."""
+        out = self._git("ls-files", "--cached", "--others", "--exclude-standard", "-z")
+        return {p for p in out.split("\0") if p and (self.root / p).is_file()}
+
     def ensure_clean(self) -> None:
         paths = self.dirty_paths()
         if paths:

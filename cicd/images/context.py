@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -30,13 +30,16 @@ def read_ignore(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def tree_files(root: Path, ignore_file: Path, prefix: str = "") -> list[ContextFile]:
-    """Files under ``root`` that the ``.dockerignore``-style ``ignore_file`` lets through."""
+def tree_files(
+    root: Path, ignore_file: Path, prefix: str = "", *, only: Collection[str] | None = None
+) -> list[ContextFile]:
+    """Files under ``root`` that the ``.dockerignore``-style ``ignore_file`` lets through; with
+    ``only`` (paths relative to ``root``, e.g. what git lists), none outside it."""
     included = exclude_paths(str(root), read_ignore(ignore_file))
     files = []
     for rel in sorted(included):
         full = root / rel
-        if full.is_file() and not full.is_symlink():
+        if full.is_file() and not full.is_symlink() and (only is None or rel in only):
             files.append(ContextFile(f"{prefix}{rel}", path=full))
     return files
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,41 @@ def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project
     assert all("pip install" not in r and "wheelhouse" not in r for r in rebuilt), rebuilt
     first = min(rebuilt, key=lambda r: int(r.split()[1].split("/")[0]))
     assert "COPY src/" in first, rebuilt  # every layer before the source's stays cached
+
+
+def test_files_git_ignores_enter_neither_the_image_nor_the_wheel(project: dict[str, Any], engine: Any) -> None:
+    work = project["work"]
+    leftovers = ["src/build/lib/sample_ml/leftover.py", "src/sample_ml.egg-info/PKG-INFO", ".env"]
+    for rel in leftovers:  # what an old `pip install .` or a developer leaves behind, all git-ignored
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text("CANARY_SECRET=do-not-ship\n")
+    try:
+        built = build(project)
+    finally:
+        for rel in leftovers:
+            (work / rel).unlink()
+    look = "grep -rl CANARY_SECRET /app; echo ---; ls -a /app /app/src"
+    _code, listing = engine.containers.capture(built["image_id"], ["sh", "-c", look])
+    hits, _, entries = listing.partition("---")
+    assert hits.strip() == "", hits
+    assert "sample_ml" in entries.split(), listing  # the listing ran
+    assert not {"build", ".env", "sample_ml.egg-info"} & set(entries.split()), listing
+    with zipfile.ZipFile(built["wheel"]) as wheel:
+        names = wheel.namelist()
+        assert not [n for n in names if "leftover" in n or "egg-info" in n], names
+        assert all(b"CANARY_SECRET" not in wheel.read(n) for n in names)
+
+
+def test_a_build_tag_moved_to_another_image_is_refused(project: dict[str, Any], engine: Any) -> None:
+    built = build(project)
+    repository, tag = built["image"].rsplit(":", 1)
+    engine.client.images.get(project["env"]["TRAINYARD_BASE_IMAGE"]).tag(repository, tag)  # someone else's image
+    try:
+        result = cicd(project["work"], "unit", env=project["env"], check=False)
+    finally:
+        engine.client.images.get(built["image_id"]).tag(repository, tag)
+    assert result.returncode == 2 and "names another image than the" in result.stderr, result.stderr[-2000:]
+    assert "unit tests in" not in result.stderr  # nothing ran
 
 
 def test_a_failing_unit_test_fails_the_stage_and_shows_why(project: dict[str, Any]) -> None:
