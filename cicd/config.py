@@ -277,7 +277,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
     r.checked("images", {"base", "build", "release"})
     images = Images(
-        base=env.get(ENV_BASE_IMAGE) or r.string("images.base"),
+        base=env.get(ENV_BASE_IMAGE) or _image_reference(r, "images.base"),
         build=r.string("images.build"),
         release=r.string("images.release"),
     )
@@ -392,6 +392,14 @@ def _signing(r: _Reader) -> SigningSettings:
         allowed_signers=r.string("signing.allowed_signers", False, ".trainyard/allowed_signers"),
         key_env=r.string("signing.key_env", False, "TRAINYARD_SIGNING_KEY"),
     )
+
+
+def _image_reference(r: _Reader, key: str) -> str:
+    """An image reference; when it carries a digest (``name:tag@sha256:…``), a well-formed one."""
+    value = r.string(key)
+    if "@" in value and not re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", value):
+        raise r.fail(key, f"a digest must be @sha256: and 64 hex digits, got {value!r}")
+    return value
 
 
 def _memory(r: _Reader, key: str) -> str:

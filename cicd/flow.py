@@ -147,6 +147,8 @@ def build_image(ctx: Context) -> dict[str, Any]:
         ctx.writes.allow(f"build {tag} from {BUILD_DOCKERFILE}, with the dev wheelhouse and this commit's wheel")
         return {"image": tag, "image_id": "", "version": version, "built": False}
     engine.images.ensure_base(cfg.images.base)
+    if "@sha256:" not in cfg.images.base:
+        log.warning("base image %s is pinned by tag only: whatever image has that tag is built on", cfg.images.base)
     platform = engine.images.platform(cfg.images.base)
     reqs = [
         ctx.root / "src/requirements/dev.txt",

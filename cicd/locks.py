@@ -5,7 +5,7 @@ file whose hash is not listed is refused, and the wheelhouse is checked against 
 
 ``nox -s lock`` (``python -m cicd.locks --write``) compiles them with ``uv pip compile``;
 ``lint`` (``python -m cicd.locks``) checks that each lock is current (it pins what its ``.in``
-pins) and that every package in it carries hashes.
+pins), that every package in it carries hashes, and that the spec pins the base image by digest.
 """
 
 from __future__ import annotations
@@ -89,8 +89,16 @@ def allowed_hashes(locks: Iterable[Path]) -> set[str]:
 
 
 def problems(root: Path = ROOT) -> list[str]:
-    """Why the locks cannot be trusted as they are: stale, or a package without hashes."""
+    """Why the pinned supply cannot be trusted as it is: a lock stale or without hashes, or a base
+    image the spec does not pin by digest."""
+    from cicd.config import load_config
+
     out = []
+    spec = root / "cicd" / "pipeline.yaml"
+    if spec.is_file():
+        base = load_config(spec, env={}).images.base  # the spec's own, not TRAINYARD_BASE_IMAGE
+        if "@sha256:" not in base:
+            out.append(f"cicd/pipeline.yaml: images.base {base} is not pinned by digest (name:tag@sha256:...)")
     for rel in LOCKS:
         source = root / rel
         lock = lock_of(source)
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     found = problems(args.root)
     for problem in found:
         print(problem)
-    print("locks are current and hashed" if not found else f"{len(found)} problem(s)")
+    print("locks are current and hashed, the base image pinned by digest" if not found else f"{len(found)} problem(s)")
     return 1 if found else 0
 
 

@@ -20,7 +20,7 @@ GOOD = _normalised_ports(DEFAULT_PATH.read_text())
 
 def test_the_shipped_spec_loads() -> None:
     cfg = load_config(DEFAULT_PATH, env={})
-    assert cfg.images.base == "python:3.11-slim"
+    assert cfg.images.base.startswith("python:3.11-slim-bookworm@sha256:")  # pinned by digest
     assert cfg.registry is None
     assert cfg.branches.kind("develop") == "develop"
     assert cfg.branches.kind("main") == "release"

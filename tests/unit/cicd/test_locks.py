@@ -27,11 +27,11 @@ def test_every_lock_pins_what_its_source_pins() -> None:
 
 
 def _copy(tmp_path: Path) -> Path:
-    for rel in LOCKS:
-        for path in (ROOT / rel, (ROOT / rel).with_suffix(".txt")):
-            target = tmp_path / path.relative_to(ROOT)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
+    files = [ROOT / "cicd/pipeline.yaml", *(ROOT / r for r in LOCKS), *((ROOT / r).with_suffix(".txt") for r in LOCKS)]
+    for path in files:
+        target = tmp_path / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
     return tmp_path
 
 
@@ -40,6 +40,7 @@ def _copy(tmp_path: Path) -> Path:
     [
         ("src/requirements/default.in", "numpy==", "numpy==0.0.1\n# was ", "pins numpy"),  # a stale lock
         ("cicd/requirements.txt", "\\\n    --hash=sha256:", "\n#", "has no hashes"),  # hashes dropped
+        ("cicd/pipeline.yaml", "@sha256:", "\n  # @sha256:", "images.base python:3.11-slim-bookworm is not pinned"),
     ],
 )
 def test_a_stale_or_unhashed_lock_is_caught(tmp_path: Path, path: str, old: str, new: str, says: str) -> None:
