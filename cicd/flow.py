@@ -284,6 +284,27 @@ def _release_files(ctx: Context, wheelhouse: Path, wheel: Path, model: Path) -> 
     return [f for f in files if not any(fnmatch(part, pat) for part in f.arcname.split("/") for pat in patterns)]
 
 
+SBOM_DIR = "/opt/sbom"  # where the release Dockerfile writes the CycloneDX SBOM of /opt/venv
+SBOM_LABEL = "io.trainyard.sbom.sha256"
+
+
+def _with_sbom_label(ctx: Context, image_id: str, tag: str, dest: Path) -> tuple[str, str]:
+    """Copy the SBOM the release image carries out to ``dest``; label the image with its sha256 (a
+    one-line build on top: no layer changes). The labelled image's id and ``sha256:<hex>``."""
+    engine = ctx.engine
+    shutil.rmtree(dest, ignore_errors=True)
+    engine.containers.run(image_id, ["true"], timeout=120, copy_out={SBOM_DIR: dest})
+    sboms = sorted(dest.glob("*.cdx.json"))
+    if not sboms:
+        raise CICDError(f"the release image has no SBOM in {SBOM_DIR}; check cicd/release/docker/Dockerfile")
+    sbom = "sha256:" + hashlib.sha256(sboms[0].read_bytes()).hexdigest()
+    labelled = engine.images.build(
+        [ContextFile("Dockerfile", data=f"FROM {image_id}\n".encode())], "Dockerfile", tag, labels={SBOM_LABEL: sbom}
+    )
+    log.info("SBOM %s (%s) labelled on %s", sboms[0].name, sbom[:19], labelled.image_id[:19])
+    return labelled.image_id, sbom
+
+
 def _check_model_card(card_file: Path, metadata_file: Path) -> str | None:
     """A committed model card (written by retraining) must describe the model just trained: same
     data. The data fingerprint both agree on, or None when there is no card."""
@@ -359,11 +380,12 @@ def release(ctx: Context) -> dict[str, Any]:
         buildargs={"BASE_IMAGE": cfg.images.base},
         labels=oci_labels(ctx, str(version), cfg.project),
     )
-    engine.images.tag(built.image_id, cfg.images.release, repo.head()[:12])
-    reference = digest = built.image_id
+    image_id, sbom = _with_sbom_label(ctx, built.image_id, f"{cfg.images.release}:{version}", out / "sbom")
+    engine.images.tag(image_id, cfg.images.release, repo.head()[:12])
+    reference = digest = image_id
     if cfg.registry is not None:
         repository = cfg.registry.repository(cfg.images.release)
-        engine.images.tag(built.image_id, repository, str(version))
+        engine.images.tag(image_id, repository, str(version))
         reference = engine.registry.push(repository, str(version), cfg.registry.credentials())
         digest = reference.split("@", 1)[1]
     record = ReleaseRecord(
@@ -372,11 +394,12 @@ def release(ctx: Context) -> dict[str, Any]:
         commit=repo.head(),
         tree=repo.tree(),
         branch=branch,
-        image=built.image_id,
+        image=image_id,
         reference=reference,
         digest=digest,
         created=timestamp(datetime.now(UTC)),
         metrics={"model": metrics["model"], "baseline": metrics["baseline"], "model_name": metrics["model_name"]},
+        sbom=sbom,
         tag=tag,
     )
     repo.create_tag(record.tag, record.to_message())

@@ -129,6 +129,7 @@ class ReleaseRecord(Record):
     digest: str  # the registry manifest digest when pushed, else the image id
     created: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    sbom: str = ""  # sha256 of the image's CycloneDX SBOM (also its io.trainyard.sbom.sha256 label)
 
     def title(self) -> str:
         return self.version
