@@ -1,0 +1,64 @@
+"""Known vulnerabilities in the pinned dependencies: ``pip-audit --strict`` over the hashed locks.
+
+Run by ``lint`` inside the build image (so the pinned pip-audit is used) with the network on,
+since it asks a vulnerability service. Three outcomes, never confused: ``passed`` (every package
+was checked, none has a known vulnerability), ``vulnerable`` (exit 1: the packages and their
+advisories), ``not checked`` (exit 3: the service could not answer for some packages, so this is
+not a pass; ``pip-audit`` without ``--strict`` would have said "No known vulnerabilities").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from cicd import proc
+from cicd.errors import run_cli
+
+LOCKS = ("src/requirements/default.txt", "cicd/requirements.txt")  # what ships, and what runs CI
+NOT_CHECKED = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cicd.audit", description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=Path, default=Path("reports/audit"), help="where audit.json goes")
+    reports: Path = parser.parse_args(argv).reports
+    reports.mkdir(parents=True, exist_ok=True)
+    if shutil.which("pip-audit") is None:
+        return _verdict(reports, "not checked", "pip-audit is not installed here (it is in src/requirements/dev.in)")
+    base = ["pip-audit", "--disable-pip", "--require-hashes", "--progress-spinner", "off"]
+    for lock in LOCKS:
+        base += ["-r", lock]
+    strict = proc.run([*base, "--strict"], timeout=600, stream=False, what="pip-audit --strict")
+    if strict.ok:
+        return _verdict(reports, "passed", "every pinned package checked: no known vulnerabilities")
+    report = reports / "pip-audit.json"
+    proc.run([*base, "--format", "json", "--output", str(report)], timeout=600, stream=False)
+    try:
+        found = json.loads(report.read_text())["dependencies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        tail = " ".join(strict.tail[-3:]) or f"exit {strict.exit_code}"
+        return _verdict(reports, "not checked", f"pip-audit did not finish: {tail}")
+    vulnerable = [d for d in found if d.get("vulns")]
+    if vulnerable:
+        shown = ", ".join(
+            f"{d['name']} {d.get('version', '')} ({', '.join(v['id'] for v in d['vulns'])})" for d in vulnerable
+        )
+        return _verdict(reports, "vulnerable", shown)
+    skipped = [d for d in found if d.get("skip_reason")]
+    reason = skipped[0]["skip_reason"] if skipped else f"pip-audit --strict exited {strict.exit_code}"
+    return _verdict(
+        reports, "not checked", f"{len(skipped)} of {len(found)} packages could not be audited (first: {reason})"
+    )
+
+
+def _verdict(reports: Path, outcome: str, detail: str) -> int:
+    (reports / "audit.json").write_text(json.dumps({"outcome": outcome, "detail": detail}, indent=2) + "\n")
+    print(f"dependency audit: {outcome.upper()}: {detail}")
+    return {"passed": 0, "vulnerable": 1}.get(outcome, NOT_CHECKED)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
