@@ -31,7 +31,7 @@ from cicd.cache import CACHE
 from cicd.context import Context
 from cicd.errors import CICDError, GateError, ReleaseNotFoundError, TestsFailedError, VersionError
 from cicd.images import ContextFile, read_ignore, tree_files
-from cicd.records import ReleaseRecord, find_release, scan, timestamp
+from cicd.records import CheckRecord, ReleaseRecord, find_release, scan, timestamp
 from cicd.wheelhouse import ensure_wheelhouse
 
 log = logging.getLogger(__name__)
@@ -213,12 +213,30 @@ def _build_image_ref(ctx: Context, built: str | None = None) -> tuple[str, str]:
     return tag, built
 
 
-def _passed(ctx: Context, stage: str, commit_tag: str, **details: str) -> None:
-    """Vouch for this commit in a git note: the merge gate reads it. ``commit_tag`` is
-    :meth:`Context.commit_tag` as the stage already had it: a dirty tree vouches for nothing."""
+def _passed(ctx: Context, stage: str, commit_tag: str, subject: str, *, version: str = "", push: bool = False) -> None:
+    """Vouch for this commit with a signed check record: the merge gate reads it. ``commit_tag`` is
+    :meth:`Context.commit_tag` as the stage already had it: a dirty tree vouches for nothing. Where
+    nothing can sign (a CI job given no key, by design), the pass is said and not recorded."""
+    repo = ctx.repo
     if commit_tag.endswith("-dirty"):
         return
-    ctx.repo.add_note({"stage": stage, "result": "passed", **details, "time": timestamp(datetime.now(UTC))})
+    if not repo.can_sign():
+        log.warning(
+            "%s passed, but no signing key is here (%s), so no check record: `nox -s merge` accepts only "
+            "signed ones (in CI, the pull request's required check is the gate)",
+            stage,
+            ctx.config.signing.key_env,
+        )
+        return
+    when = datetime.now(UTC)
+    head = repo.head()
+    record = CheckRecord(
+        stage=stage, commit=head, subject=subject, time=timestamp(when), version=version,
+        tag=CheckRecord.tag_name(stage, head, when),
+    )  # fmt: skip
+    repo.create_tag(record.tag, record.to_message())
+    if push and repo.has_remote():
+        repo.push([f"refs/tags/{record.tag}"])
 
 
 def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
@@ -245,7 +263,7 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
         return {"image": image, "ran": False}
     if result.exit_code != 0:
         raise TestsFailedError(f"unit tests in {image}", result.exit_code, str(reports))
-    _passed(ctx, "unit", image.rsplit(":", 1)[-1])  # the build image is tagged with the commit tag
+    _passed(ctx, "unit", image.rsplit(":", 1)[-1], image_id)  # the build image is tagged with the commit tag
     log.info("unit tests passed in %s; reports in %s", image, reports)
     return {"image": image, "reports": str(reports), "ran": True, "passed": True, "tail": result.log_tail[-3:]}
 
@@ -479,7 +497,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
     result = proc.run(cmd, cwd=ctx.root, timeout=cfg.test_timeout, env=ctx.env)
     if not result.ok:
         raise TestsFailedError(f"integration tests against {record.reference}", result.exit_code, str(reports))
-    _passed(ctx, "integration", ctx.commit_tag(), version=record.version, digest=record.digest)
+    _passed(ctx, "integration", ctx.commit_tag(), record.digest, version=record.version, push=True)
     log.info("integration tests passed against %s (%s)", record.version, record.reference)
     return {
         "version": record.version,
@@ -501,9 +519,9 @@ def _write_json(path: Path, data: Any) -> None:
 def merge(ctx: Context, source: str | None = None) -> dict[str, Any]:
     """Merge a branch whose checks passed into its target: feature → develop, develop → master/main.
 
-    The evidence is the git note the passing stage left on the branch's head commit (``unit``
-    for a feature branch, ``integration`` for develop). On conflict the merge is aborted and the
-    target is left as it was.
+    The evidence is a signed check record (``checked/<stage>/...``, verified like every record)
+    that the passing stage left for the branch's head commit (``unit`` for a feature branch,
+    ``integration`` for develop). On conflict the merge is aborted and the target is left as it was.
     """
     cfg, repo = ctx.config, ctx.repo
     source = source or ctx.branch()
@@ -517,10 +535,10 @@ def merge(ctx: Context, source: str | None = None) -> dict[str, Any]:
     else:
         target, needed = cfg.branches.develop, "unit"
     head = repo.rev(source)
-    notes = [n for n in repo.notes(head) if n.get("stage") == needed and n.get("result") == "passed"]
-    if not notes:
+    checks = [c for c in scan(ctx.trusted_tags(), CheckRecord) if c.stage == needed and c.commit == head]
+    if not checks:
         raise CICDError(
-            f"{source} ({head[:12]}) has no passing `{needed}` record; run `nox -s "
+            f"{source} ({head[:12]}) has no passing `{needed}` record (a signed check record); run `nox -s "
             f"{'build unit' if needed == 'unit' else 'release integration'}` on it first"
         )
     merged = repo.merge(source, target)

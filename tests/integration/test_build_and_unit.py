@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import cicd, git, make_project
+from cicd.records import CheckRecord, timestamp
+from tests.integration.conftest import cicd, git, make_project, signer
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,10 @@ def test_build_then_unit_inside_the_image(project: dict[str, Any]) -> None:
     build(project)
     result = json.loads(cicd(work, "--json", "unit", env=env).stdout)
     assert result["result"]["passed"] is True and result["result"]["ran"] is True
-    assert any(w.startswith("add the note") and '"stage": "unit"' in w for w in result["writes"])
+    assert any(w.startswith("tag ") and " as checked/unit/" in w for w in result["writes"])  # a signed check
+    checked = git(work, "tag", "-l", "checked/unit/*").split()
+    signers = work / ".trainyard/allowed_signers"
+    assert checked and git(work, "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-tag", *checked) == ""
     assert (work / "artifacts/reports/unit/junit.xml").read_text().startswith("<?xml")
     assert "<coverage" in (work / "artifacts/reports/unit/coverage.xml").read_text()
     assert list((work / "artifacts/dist").glob("sample_ml-*.whl"))
@@ -143,7 +148,15 @@ def test_a_conflicting_merge_is_aborted_and_the_target_unchanged(tmp_path: Path)
     git(work, "checkout", "--quiet", "-b", "feature/clash", "HEAD~1")
     (work / "README.md").write_text("feature's version\n")
     git(work, "commit", "--quiet", "-am", "docs: feature edit")
-    git(work, "notes", "--ref=trainyard", "add", "-m", '{"stage": "unit", "result": "passed"}')
+    head, when = git(work, "rev-parse", "HEAD"), datetime.now(UTC)
+    passed = CheckRecord(
+        stage="unit", commit=head, subject="sha256:" + "0" * 64, time=timestamp(when),
+        tag=CheckRecord.tag_name("unit", head, when),
+    )  # fmt: skip
+    key = signer()[0]
+    git(
+        work, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "tag", "-s", "-m", passed.to_message(), passed.tag
+    )
     result = cicd(work, "merge", check=False)
     assert result.returncode == 2
     assert "conflicts in README.md" in result.stderr and "develop is unchanged" in result.stderr

@@ -54,7 +54,8 @@ def test_integration_stage_runs_against_the_released_image(released_flow: dict[s
     result = json.loads(cicd(released_flow["work"], "--json", "integration", env=released_flow["env"]).stdout)
     assert result["result"]["passed"] is True and result["result"]["version"] == "0.1.0-rc.1"
     assert re.search(r"\b4 passed\b", result["result"]["summary"]), result["result"]["summary"]
-    assert any(w.startswith("add the note") and '"stage": "integration"' in w for w in result["writes"])
+    assert any(w.startswith("tag ") and " as checked/integration/" in w for w in result["writes"])  # signed
+    assert any(w.startswith("push refs/tags/checked/integration/") for w in result["writes"])  # for others to merge
     kept = released_flow["work"] / "artifacts/reports/results/integration.json"  # what CI uploads
     assert json.loads(kept.read_text()) == result
 

@@ -1,6 +1,6 @@
 """Fakes at the git and Docker boundaries, for unit tests of the orchestration (no git, no engine).
 
-:class:`FakeRepo` keeps refs, annotated tags and notes in dictionaries and honours the same
+:class:`FakeRepo` keeps refs and annotated tags in dictionaries and honours the same
 :class:`~cicd.writes.Writes` gate as :class:`cicd.gitops.Repo`; :class:`FakeEngine` keeps
 containers in a dictionary. Both record every write in order, so a test asserts what happened.
 Real tests of the same boundaries are in ``tests/integration``.
@@ -33,7 +33,6 @@ class FakeRepo:
         self.writes = writes
         self._head, self._branch = head, branch
         self.tags_: dict[str, TagInfo] = {}
-        self.notes_: dict[str, list[dict[str, Any]]] = {}
         self.heads: dict[str, str] = {"main": head, "develop": "d" * 40}
         self.remote_tags: dict[str, TagInfo] = {}
         self.dirty: list[str] = []
@@ -100,8 +99,8 @@ class FakeRepo:
     def remote_url(self, name: str = "origin") -> str | None:
         return "file:///origin.git"
 
-    def notes(self, rev: str = "HEAD") -> list[dict[str, Any]]:
-        return list(self.notes_.get(self.rev(rev), []))
+    def can_sign(self) -> bool:
+        return True
 
     # writing, through the gate like the real one
     def create_tag(self, name: str, message: str, rev: str = "HEAD", *, force: bool = False) -> None:
@@ -127,11 +126,6 @@ class FakeRepo:
             if name in self.tags_:
                 self.remote_tags[name] = self.tags_[name]
         self.log.append(f"push {' '.join(refspecs)} {' '.join(extra)}".strip())
-
-    def add_note(self, record: Mapping[str, Any], rev: str = "HEAD") -> None:
-        if self.writes.allow(f"add the note {dict(record)} to {rev}"):
-            self.notes_.setdefault(self.rev(rev), []).append(dict(record))
-            self.log.append(f"note {record.get('stage')}")
 
     def merge(self, source: str, target: str, *, remote: str | None = "origin") -> str:
         self.ensure_clean()

@@ -30,7 +30,7 @@ from cicd.errors import (
     RegistryError,
 )
 from cicd.proc import Completed
-from cicd.records import AcceptanceRecord, DeployRecord, ReleaseRecord, timestamp
+from cicd.records import AcceptanceRecord, CheckRecord, DeployRecord, ReleaseRecord, timestamp
 from tests.unit.cicd.fakes import FakeEngine, config, context, fake_engine, fake_repo
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -101,27 +101,41 @@ def serving(ctx: Context, environment: str) -> list[str]:
 
 
 # --- the merge gate -------------------------------------------------------------------------
-def test_a_feature_branch_merges_into_develop_only_with_a_passing_unit_note() -> None:
+def check(ctx: Context, stage: str, commit: str, minutes: int = 0) -> str:
+    """A check record of ``stage`` passing on ``commit``, as the stage writes it; its tag."""
+    when = T0 + timedelta(minutes=minutes)
+    record = CheckRecord(
+        stage=stage, commit=commit, subject="sha256:" + "9" * 64, time=timestamp(when),
+        tag=CheckRecord.tag_name(stage, commit, when),
+    )  # fmt: skip
+    fake_repo(ctx).tags_[record.tag] = repo_tag(record.tag, commit, record.to_message())
+    return record.tag
+
+
+def test_a_feature_branch_merges_into_develop_only_with_a_passing_unit_check() -> None:
     ctx = context(branch="feature/x")
     repo = fake_repo(ctx)
     repo.heads["feature/x"] = "f" * 40
-    with pytest.raises(CICDError, match=r"no passing `unit` record; run `nox -s build unit`"):
+    with pytest.raises(CICDError, match=r"no passing `unit` record \(a signed check record\); run `nox -s build unit`"):
         flow.merge(ctx)
-    repo.notes_["f" * 40] = [{"stage": "unit", "result": "failed"}]
+    check(ctx, "unit", "e" * 40)  # another commit's
     with pytest.raises(CICDError, match="no passing `unit` record"):
         flow.merge(ctx)
-    repo.notes_["f" * 40].append({"stage": "unit", "result": "passed"})
+    forged = check(ctx, "unit", "f" * 40)
+    repo.forged.add(forged)  # one that does not verify stops the gate
+    with pytest.raises(RecordTrustError, match=forged):
+        flow.merge(ctx)
+    repo.forged.clear()
     merged = flow.merge(ctx)
     assert merged["target"] == "develop" and repo.log == ["merge feature/x -> develop"]
 
 
 def test_develop_merges_into_the_release_branch_that_exists_only_after_integration() -> None:
     ctx = context(branch="develop")
-    repo = fake_repo(ctx)
-    repo.notes_["d" * 40] = [{"stage": "unit", "result": "passed"}]  # not enough for develop
+    check(ctx, "unit", "d" * 40)  # not enough for develop
     with pytest.raises(CICDError, match="no passing `integration` record"):
         flow.merge(ctx)
-    repo.notes_["d" * 40].append({"stage": "integration", "result": "passed"})
+    check(ctx, "integration", "d" * 40, minutes=1)
     assert flow.merge(ctx)["target"] == "main"  # master is listed first, but only main exists
     with pytest.raises(CICDError, match="is a release branch"):
         flow.merge(context(branch="main"))
@@ -129,7 +143,7 @@ def test_develop_merges_into_the_release_branch_that_exists_only_after_integrati
 
 def test_a_dry_merge_writes_nothing() -> None:
     ctx = context(branch="develop", dry_run=True)
-    fake_repo(ctx).notes_["d" * 40] = [{"stage": "integration", "result": "passed"}]
+    check(ctx, "integration", "d" * 40)
     assert flow.merge(ctx)["merged"] is False
     assert fake_repo(ctx).log == [] and ctx.writes.journal == ["[dry-run] merge develop into main"]
 
