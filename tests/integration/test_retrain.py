@@ -134,3 +134,27 @@ def test_the_retrained_model_is_released_through_develop_as_the_card_says(
     assert record["model_card_fingerprint"] == retrained["card"]["data"]["fingerprint"]
     assert record["metrics"]["model"] == pytest.approx(retrained["card"]["evaluation"]["challenger"])
     assert "-rc." in record["version"] and record["branch"] == "develop"
+
+
+def test_a_database_password_goes_nowhere(project: dict[str, Any], tmp_path: Path) -> None:
+    """Canary passwords in every form a URL can carry them (the URL's password, a query parameter,
+    an ODBC string inside ``odbc_connect``) never reach any output, file, commit or pushed branch."""
+    import sqlalchemy as sa
+
+    work, origin = project["work"], project["origin"]
+    db = tmp_path / "new.sqlite"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    pd.read_csv(project["data"]["drifted"]).to_sql("diabetes", engine, index=False)
+    engine.dispose()
+    odbc = "DRIVER%3D%7BODBC%7D%3BUID%3Dbob%3BPWD%3D%7Bcanary-odbc%7D"
+    url = f"sqlite:///file:{db}?mode=ro&uri=true&password=canary-query&odbc_connect={odbc}"
+    accepted = cicd(work, "--json", "retrain", "--loader", "sql", "--source", url, "--date", "2026-01-05")
+    assert json.loads(accepted.stdout)["result"]["outcome"] == "accepted"
+    refused = cicd(work, "retrain", "--loader", "sql", "--source", "sqlite://bob:canary-userinfo@/x.db", check=False)
+    assert refused.returncode != 0
+    seen = [accepted.stdout, accepted.stderr, refused.stdout, refused.stderr]
+    seen += [p.read_text(errors="replace") for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]
+    seen.append(git(origin, "log", "-p", "--all"))  # every commit pushed, with its files
+    seen.append(git(origin, "for-each-ref", "--format=%(refname) %(contents)"))  # tags and their messages
+    leaked = [text[max(0, text.find("canary") - 80) :][:160] for text in seen if "canary" in text]
+    assert not leaked, leaked
