@@ -65,17 +65,17 @@ def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project
 
 
 def test_files_git_ignores_enter_neither_the_image_nor_the_wheel(project: dict[str, Any], engine: Any) -> None:
-    work = project["work"]
+    work, canary = project["work"], f"canary-{uuid.uuid4().hex}"  # made here: no file holds it
     leftovers = ["src/build/lib/sample_ml/leftover.py", "src/sample_ml.egg-info/PKG-INFO", ".env"]
     for rel in leftovers:  # what an old `pip install .` or a developer leaves behind, all git-ignored
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
-        (work / rel).write_text("CANARY_SECRET=do-not-ship\n")
+        (work / rel).write_text(f"SECRET={canary}\n")
     try:
         built = build(project)
     finally:
         for rel in leftovers:
             (work / rel).unlink()
-    look = "grep -rl CANARY_SECRET /app; echo ---; ls -a /app /app/src"
+    look = f"grep -rl {canary} /app; echo ---; ls -a /app /app/src"
     _code, listing = engine.containers.capture(built["image_id"], ["sh", "-c", look])
     hits, _, entries = listing.partition("---")
     assert hits.strip() == "", hits
@@ -84,7 +84,7 @@ def test_files_git_ignores_enter_neither_the_image_nor_the_wheel(project: dict[s
     with zipfile.ZipFile(built["wheel"]) as wheel:
         names = wheel.namelist()
         assert not [n for n in names if "leftover" in n or "egg-info" in n], names
-        assert all(b"CANARY_SECRET" not in wheel.read(n) for n in names)
+        assert all(canary.encode() not in wheel.read(n) for n in names)
 
 
 def test_a_build_tag_moved_to_another_image_is_refused(project: dict[str, Any], engine: Any) -> None:
