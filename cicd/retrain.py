@@ -34,7 +34,9 @@ UPDATE = "update"
 
 
 def _run(cmd: Sequence[str], cwd: Path, timeout: int, what: str) -> None:
-    passwords = [m.group(1) for c in cmd for m in re.finditer(r"://[^:/@\s]+:([^@\s]+)@", c)]  # a database URL's
+    # A URL argument (a database's) may hold a password in its userinfo, a query parameter or an
+    # ODBC string: none of it is shown, here or in the step's output; only its scheme is.
+    passwords = [m.group(2) for c in cmd for m in re.finditer(r"([A-Za-z][A-Za-z0-9+.-]*://)(\S+)", c)]
     log.info("$ %s", mask(" ".join(cmd), passwords))
     try:
         result = proc.run(cmd, cwd=cwd, timeout=timeout, secrets=passwords, what=what)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -146,15 +147,16 @@ def test_a_database_password_goes_nowhere(project: dict[str, Any], tmp_path: Pat
     engine = sa.create_engine(f"sqlite:///{db}")
     pd.read_csv(project["data"]["drifted"]).to_sql("diabetes", engine, index=False)
     engine.dispose()
-    odbc = "DRIVER%3D%7BODBC%7D%3BUID%3Dbob%3BPWD%3D%7Bcanary-odbc%7D"
-    url = f"sqlite:///file:{db}?mode=ro&uri=true&password=canary-query&odbc_connect={odbc}"
+    canary = f"canary{uuid.uuid4().hex}"  # made here: no file of the project holds it
+    odbc = f"DRIVER%3D%7BODBC%7D%3BUID%3Dbob%3BPWD%3D%7B{canary}-odbc%7D"
+    url = f"sqlite:///file:{db}?mode=ro&uri=true&password={canary}-query&odbc_connect={odbc}"
     accepted = cicd(work, "--json", "retrain", "--loader", "sql", "--source", url, "--date", "2026-01-05")
     assert json.loads(accepted.stdout)["result"]["outcome"] == "accepted"
-    refused = cicd(work, "retrain", "--loader", "sql", "--source", "sqlite://bob:canary-userinfo@/x.db", check=False)
+    refused = cicd(work, "retrain", "--loader", "sql", "--source", f"sqlite://bob:{canary}-userinfo@/x.db", check=False)
     assert refused.returncode != 0
     seen = [accepted.stdout, accepted.stderr, refused.stdout, refused.stderr]
     seen += [p.read_text(errors="replace") for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]
     seen.append(git(origin, "log", "-p", "--all"))  # every commit pushed, with its files
     seen.append(git(origin, "for-each-ref", "--format=%(refname) %(contents)"))  # tags and their messages
-    leaked = [text[max(0, text.find("canary") - 80) :][:160] for text in seen if "canary" in text]
+    leaked = [text[max(0, text.find(canary) - 80) :][:160] for text in seen if canary in text]
     assert not leaked, leaked

@@ -77,6 +77,8 @@ class SQLDataLoader(DataLoader):
         if url.get_backend_name() == "sqlite":
             # SQLite would silently create an empty database for a missing file.
             db = url.database or ""
+            if db.startswith("file:"):  # a URI filename (``?uri=true``): its path, without the query
+                db = db.removeprefix("file:").split("?", 1)[0]
             if db not in ("", ":memory:") and not Path(db).is_file():
                 raise DataSourceError(f"SQLite database {db!r} does not exist; check the URL")
         try:

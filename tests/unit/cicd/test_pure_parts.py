@@ -146,8 +146,8 @@ def test_the_retrain_step_never_prints_a_database_password(
     shown = capsys.readouterr()
     everything = shown.out + shown.err + caplog.text
     assert "canary-pw" not in everything
-    assert "$ " in caplog.text and "postgresql://bob:***@db:5432/x" in caplog.text  # the command, masked
-    assert "child got --source=postgresql://bob:***@db:5432/x" in shown.err  # its output, masked
+    assert "$ " in caplog.text and "postgresql://***" in caplog.text  # the command, masked
+    assert "child got --source=postgresql://***" in shown.err  # its output, masked
 
 
 def _archive(*members: tuple[str, bytes | None, str | None]) -> tarfile.TarFile:
