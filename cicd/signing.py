@@ -60,6 +60,11 @@ class Signing:
 
     def verify_args(self) -> list[str]:
         self.check_allowed_signers()
+        if shutil.which("ssh-keygen") is None:  # git verifies SSH signatures with it
+            raise SigningError(
+                "records are verified with ssh-keygen, which is not installed (Debian/Ubuntu: apt install "
+                "openssh-client); or set signing.required: false in cicd/pipeline.yaml for unsigned local use"
+            )
         return ["-c", f"gpg.ssh.allowedSignersFile={self.allowed_signers}"]
 
     @contextmanager

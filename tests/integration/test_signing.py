@@ -102,6 +102,9 @@ def test_no_ssh_keygen_is_refused_with_advice(repo: Path, tmp_path: Path, monkey
     with Repo(repo, signing=signing(repo, str(key), [line])) as ours, pytest.raises(SigningError) as err:
         ours.create_tag("v1.0.0", MESSAGE)
     assert "apt install openssh-client" in str(err.value)
+    with Repo(repo, signing=signing(repo, str(key), [line])) as ours, pytest.raises(SigningError) as err:
+        ours.verified(["v1.0.0"])  # verifying needs it too: said, not "every record is forged"
+    assert "verified with ssh-keygen" in str(err.value)
 
 
 def test_a_missing_allowed_signers_file_is_refused_before_reading(repo: Path) -> None:
