@@ -296,6 +296,7 @@ class Repo:
                 f"{(err.stderr or '').strip()}; fetch, check what changed, and run again"
             ) from err
 
+    # --- branches ------------------------------------------------------------------------------
     def branch_exists(self, name: str, remote: str = "origin") -> bool:
         """``name`` exists here or on ``remote`` (asked live, so a branch pushed elsewhere counts)."""
         if name in self.branches():
