@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from cicd import proc
-from cicd.errors import run_cli
+from cicd.errors import ConfigError, run_cli
 
 LOCKS = ("src/requirements/default.txt", "cicd/requirements.txt")  # what ships, and what runs CI
 NOT_CHECKED = 3
@@ -25,9 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cicd.audit", description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=Path, default=Path("reports/audit"), help="where audit.json goes")
     reports: Path = parser.parse_args(argv).reports
-    reports.mkdir(parents=True, exist_ok=True)
     if shutil.which("pip-audit") is None:
-        return _verdict(reports, "not checked", "pip-audit is not installed here (it is in src/requirements/dev.in)")
+        raise ConfigError("pip-audit is not installed here; run the audit where it is pinned, with nox -s lint")
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot create {reports} ({err.strerror}); pass --reports with a folder you can write"
+        ) from None
     base = ["pip-audit", "--disable-pip", "--require-hashes", "--progress-spinner", "off"]
     for lock in LOCKS:
         base += ["-r", lock]

@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="the project's folder")
     parser.add_argument("--write", action="store_true", help="compile every lock (needs uv and the index)")
     args = parser.parse_args(argv)
+    if not (args.root / "cicd/pipeline.yaml").is_file():
+        raise ConfigError(f"no cicd/pipeline.yaml under {args.root}; pass --root with the project's folder")
     if args.write:
         compile_all(args.root)
     found = problems(args.root)
