@@ -305,8 +305,12 @@ def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
             git(flow["work"], "rev-parse", "--abbrev-ref", "HEAD"),
             git(flow["work"], "status", "--porcelain"),
         ),
-        "images": sorted((str(i.id), tuple(sorted(i.tags))) for i in engine.client.images.list(all=True)),
-        "containers": sorted((str(c.id), c.status) for c in engine.client.containers.list(all=True)),
+        # the low-level lists: one API call each (the high-level ones inspect every image, and an
+        # engine kept between CI runs holds hundreds)
+        "images": sorted(
+            (str(i["Id"]), tuple(sorted(i.get("RepoTags") or []))) for i in engine.client.api.images(all=True)
+        ),
+        "containers": sorted((str(c["Id"]), str(c["State"])) for c in engine.client.api.containers(all=True)),
         "registry": tags,
     }
 
