@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +32,7 @@ def test_metadata(client: TestClient, monkeypatch) -> None:
     body = client.get("/metadata").json()
     assert body["model_name"] == "gbr"
     assert body["image_digest"] == "sha256:" + "a" * 64
-    assert set(body) >= {"version", "package_version", "commit", "metrics", "data_fingerprint"}
+    assert set(body) == {"model_name", "version", "commit", "image_digest"}  # the rest: SERVICE_METADATA=full
 
 
 def test_predict_matches_in_process_scoring(client: TestClient, bundle_dir: Path, diabetes: pd.DataFrame) -> None:
@@ -74,3 +76,71 @@ def test_bad_records_get_422_naming_the_field(client: TestClient, diabetes: pd.D
 @pytest.mark.parametrize("body", [{}, {"records": []}, {"records": "x"}, []])
 def test_malformed_bodies_get_422(client: TestClient, body: object) -> None:
     assert client.post("/predict", json=body).status_code == 422
+
+
+# --- input that cannot hurt the service ------------------------------------------------------
+def _app(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> TestClient:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return TestClient(create_app(bundle_dir))
+
+
+def test_metadata_says_only_what_runs_unless_asked(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _app(bundle_dir, monkeypatch) as c:
+        assert set(c.get("/metadata").json()) == {"model_name", "version", "commit", "image_digest"}
+        assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
+    with _app(bundle_dir, monkeypatch, SERVICE_METADATA="full", SERVICE_DOCS="1") as c:
+        body = c.get("/metadata").json()
+        assert {"metrics", "features", "bounds", "hyperparameters"} <= set(body)
+        assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
+
+
+def test_a_body_over_the_limit_gets_413_before_parsing(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame
+) -> None:
+    big = json.dumps({"records": [_record(diabetes)] * 50}).encode()
+    with _app(bundle_dir, monkeypatch, SERVICE_MAX_BODY_BYTES="2000") as c:
+        declared = c.post("/predict", content=big, headers={"content-type": "application/json"})
+        assert declared.status_code == 413 and "SERVICE_MAX_BODY_BYTES" in declared.json()["detail"]
+        streamed = c.post(
+            "/predict", content=(big[i : i + 500] for i in range(0, len(big), 500)),  # chunked: no length
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        assert streamed.status_code == 413
+        small = c.post("/predict", json={"records": [_record(diabetes)]})
+        assert small.status_code == 200
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e308", "-1e308"])
+def test_a_number_out_of_range_gets_422_naming_the_field_and_range(
+    client: TestClient, diabetes: pd.DataFrame, literal: str
+) -> None:
+    record = _record(diabetes)
+    body = json.dumps({"records": [record]}).replace(f'"bmi": {json.dumps(record["bmi"])}', f'"bmi": {literal}')
+    assert literal in body
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["loc"][-1] == "bmi"
+    assert re.search(r"finite|less than or equal|greater than or equal", problem["msg"]), problem
+
+
+def test_a_422_never_echoes_the_input(client: TestClient, diabetes: pd.DataFrame) -> None:
+    too_many = {"records": [_record(diabetes)] * 10_001}
+    response = client.post("/predict", json=too_many)
+    assert response.status_code == 422 and len(response.content) < 2000, response.content[:300]
+    bad_everywhere = {"records": [{**_record(diabetes), "bmi": "x" * 1000}] * 100}
+    response = client.post("/predict", json=bad_everywhere)
+    assert response.status_code == 422 and "xxxx" not in response.text
+    assert len(response.json()["detail"]) == 20 and response.json()["errors"] == 100
+
+
+def test_the_bounds_come_from_the_training_data_with_a_margin(bundle_dir: Path) -> None:
+    from sample_ml.service.app import feature_bounds
+
+    meta = load_bundle(bundle_dir).metadata
+    summary = meta["data"]["summary"]["features"]["bmi"]
+    lo, hi = feature_bounds(meta, 1.0)["bmi"]
+    span = summary["max"] - summary["min"]
+    assert lo == pytest.approx(summary["min"] - span) and hi == pytest.approx(summary["max"] + span)
+    assert "sex" not in feature_bounds(meta, 1.0)  # categories are checked by name, not range
