@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(env.get("SERVICE_PORT", "8000")),
         help="port (default: $SERVICE_PORT or %(default)s)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get("SERVICE_WORKERS", "1")),
+        help="worker processes (default: $SERVICE_WORKERS or %(default)s); /metrics adds theirs up",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     p = sub.add_parser("drift", parents=[common], help="compare new data with the model's training data")
@@ -138,7 +144,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from sample_ml.service.app import serve
 
-        serve(args.model_dir, host=args.host, port=args.port, log_level=args.log_level)
+        serve(args.model_dir, host=args.host, port=args.port, log_level=args.log_level, workers=args.workers)
         return 0
     settings = _settings(args)
     if args.command == "train":

@@ -110,3 +110,47 @@ def test_the_local_demo_runs_the_sample_cli_end_to_end(tmp_path: Path) -> None:
     ]
     assert json.loads((tmp_path / "report.json").read_text()) == report  # the same, kept beside the outputs
     assert (tmp_path / "evaluation" / "evaluation.png").is_file()
+
+
+def _samples(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples in a Prometheus exposition whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            head, _, value = line.rpartition(" ")
+            if head.split("{")[0] == name and all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+    return total
+
+
+def test_metrics_add_up_over_two_workers_and_sigterm_stops_them(bundle: Path, dummy_csv: Path) -> None:
+    import csv
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port),
+         "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_healthy(f"{base}/health", timeout=60, is_alive=lambda: proc.poll() is None), "never healthy"
+        with dummy_csv.open() as fh:
+            row = next(csv.DictReader(fh))
+        record = {k: (int(float(v)) if k == "sex" else float(v)) for k, v in row.items() if k != "target"}
+        for _ in range(30):  # new connections: the two workers share them
+            assert request_json(f"{base}/predict", {"records": [record, record]})[0] == 200
+        assert request_json(f"{base}/predict", {"records": [{**record, "bmi": 1e308}]})[0] == 422
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:  # noqa: S310 - a local URL
+            text = resp.read().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert _samples(text, "http_requests_total", route="/predict", method="POST", status="200") == 30
+    assert _samples(text, "http_requests_total", route="/predict", status="422") == 1
+    assert _samples(text, "model_prediction_value_count") == 60
+    assert _samples(text, "http_request_duration_seconds_count", route="/predict") == 31
+    assert _samples(text, "model_info", model_name="olsr") >= 1
+    assert "http_requests_in_flight" in text

@@ -32,6 +32,7 @@ from sample_ml import __version__
 from sample_ml.pipelines.bundle import Bundle, load_bundle
 from sample_ml.pipelines.predict import predict_frame
 from sample_ml.schema import CATEGORICAL, DIABETES, Schema
+from sample_ml.service import metrics
 
 MAX_BATCH = 10_000
 MAX_BODY_BYTES = 6 * 1024 * 1024  # 10,000 records of the sample's ten features fit with room
@@ -160,6 +161,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["bundle"] = bundle if bundle is not None else load_bundle(bundle_dir or "")
+        meta = state["bundle"].metadata
+        commit = os.environ.get("GIT_COMMIT") or meta.get("git_commit") or ""
+        metrics.MODEL_INFO.labels(
+            meta["model_name"], service_version(), os.environ.get("IMAGE_DIGEST", ""), commit
+        ).set(1)
         yield
         state.clear()
 
@@ -172,6 +178,7 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.add_middleware(BodyLimit, limit=int(_env_number("SERVICE_MAX_BODY_BYTES", MAX_BODY_BYTES)))
+    app.add_middleware(metrics.RequestMetrics)  # outermost: a 413 is counted too
     PredictRequest = request_model(schema, bounds)
 
     @app.exception_handler(RequestValidationError)
@@ -192,6 +199,10 @@ def create_app(
             response.status_code = 503
             return {"status": "loading"}
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
@@ -225,6 +236,8 @@ def create_app(
         records = request.model_dump()["records"]  # type: ignore[attr-defined]
         frame = pd.DataFrame.from_records(records, columns=current.schema.feature_names).astype("float64")
         predictions = predict_frame(current, frame)
+        for value in predictions.tolist():
+            metrics.PREDICTIONS.observe(value)
         return PredictResponse(
             predictions=predictions.tolist(),
             model_name=current.metadata["model_name"],
@@ -234,9 +247,38 @@ def create_app(
     return app
 
 
-def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Run the service until SIGTERM or SIGINT, then drain requests and return (exit code 0)."""
+def app_from_env() -> FastAPI:
+    """The app a worker process makes (``serve`` with several workers): the bundle in ``MODEL_DIR``."""
+    return create_app(os.environ["MODEL_DIR"])
+
+
+def serve(
+    bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", workers: int = 1
+) -> None:
+    """Run the service until SIGTERM or SIGINT, then drain requests and return (exit code 0).
+
+    With ``workers`` > 1, uvicorn runs that many processes (each loads the bundle); the metrics
+    go through prometheus-client's multiprocess mode in a fresh ``PROMETHEUS_MULTIPROC_DIR``.
+    """
     import uvicorn
+
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if workers > 1:
+        import shutil
+        import tempfile
+
+        load_bundle(bundle_dir)  # fail before binding the port if the bundle is bad
+        folder = tempfile.mkdtemp(prefix="metrics-")  # /tmp is a tmpfs in the service container
+        os.environ.update(MODEL_DIR=str(Path(bundle_dir).resolve()), PROMETHEUS_MULTIPROC_DIR=folder)
+        try:
+            uvicorn.run(
+                "sample_ml.service.app:app_from_env", factory=True, host=host, port=port,
+                log_level=log_level, workers=workers,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
 
     class _Server(uvicorn.Server):
         # uvicorn re-raises the captured signal after a graceful shutdown, so the process would

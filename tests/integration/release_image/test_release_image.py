@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,21 @@ from cicd.images import Engine
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "notebooks" / "dummy_data" / "diabetes.csv"
+
+
+def _declared_body_status(port: int, length: int) -> int:
+    """POST /predict announcing a body of ``length`` bytes, send none of it, and read the status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("POST", "/predict")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(length))
+        conn.endheaders()
+        response = conn.getresponse()
+        response.read()
+        return int(response.status)
+    finally:
+        conn.close()
 
 
 def test_runs_as_non_root_with_a_healthcheck(engine: Engine, release_image: str) -> None:
@@ -81,6 +97,11 @@ def test_serves_real_requests_on_127_0_0_1_and_stops_cleanly(engine: Engine, rel
         assert status == 200 and len(body["predictions"]) == 3
         status, body = request_json(f"{base}/predict", {"records": [{**record, "bmi": "x"}]})
         assert status == 422
+        for bad in (float("nan"), float("inf"), 1e308):  # once 500s: now 422s naming the field
+            status, body = request_json(f"{base}/predict", {"records": [{**record, "bmi": bad}]})
+            assert status == 422 and body["detail"][0]["loc"][-1] == "bmi", body
+        assert _declared_body_status(port, 25_000_000) == 413  # refused by its length, before any byte is read
+        assert request_json(f"{base}/openapi.json")[0] == 404
         deadline = time.monotonic() + 60
         while engine.containers.state(cid).get("Health", {}).get("Status") != "healthy":
             assert time.monotonic() < deadline, "the image's HEALTHCHECK never reported healthy"

@@ -144,3 +144,21 @@ def test_the_bounds_come_from_the_training_data_with_a_margin(bundle_dir: Path) 
     span = summary["max"] - summary["min"]
     assert lo == pytest.approx(summary["min"] - span) and hi == pytest.approx(summary["max"] + span)
     assert "sex" not in feature_bounds(meta, 1.0)  # categories are checked by name, not range
+
+
+def test_metrics_count_requests_predictions_and_refusals(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame
+) -> None:
+    from sample_ml.service.metrics import REQUESTS
+
+    def count(route: str, status: str) -> float:
+        return float(REQUESTS.labels(route, "POST", status)._value.get())
+
+    before_ok, before_413 = count("/predict", "200"), count("unmatched", "413")
+    with _app(bundle_dir, monkeypatch, SERVICE_MAX_BODY_BYTES="2000", IMAGE_DIGEST="sha256:" + "b" * 64) as c:
+        assert c.post("/predict", json={"records": [_record(diabetes)] * 2}).status_code == 200
+        assert c.post("/predict", json={"records": [_record(diabetes)] * 50}).status_code == 413
+        text = c.get("/metrics").text
+    assert count("/predict", "200") == before_ok + 1 and count("unmatched", "413") == before_413 + 1
+    assert "model_info{commit=" in text and 'digest="sha256:' + "b" * 64 in text
+    assert "model_prediction_value_bucket" in text and "http_requests_in_flight" in text
