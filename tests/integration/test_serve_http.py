@@ -154,3 +154,42 @@ def test_metrics_add_up_over_two_workers_and_sigterm_stops_them(bundle: Path, du
     assert _samples(text, "http_request_duration_seconds_count", route="/predict") == 31
     assert _samples(text, "model_info", model_name="olsr") >= 1
     assert "http_requests_in_flight" in text
+
+
+def test_sigterm_drains_requests_in_flight(bundle: Path, dummy_csv: Path) -> None:
+    """Requests already being served when SIGTERM comes all finish (0 failures); then exit 0."""
+    import csv
+    import time
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_healthy(f"{base}/health", timeout=60, is_alive=lambda: proc.poll() is None), "never healthy"
+        with dummy_csv.open() as fh:
+            rows = [
+                {k: (int(float(v)) if k == "sex" else float(v)) for k, v in r.items() if k != "target"}
+                for r in csv.DictReader(fh)
+            ]
+        batch = {"records": (rows * 23)[:10_000]}  # the largest batch: each takes a while to parse and score
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(request_json, f"{base}/predict", batch, 120) for _ in range(8)]
+            deadline, in_flight = time.monotonic() + 30, 0.0
+            while time.monotonic() < deadline and in_flight < 4:  # being served, not just sent
+                with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:  # noqa: S310 - local
+                    in_flight = _samples(resp.read().decode(), "http_requests_in_flight") - 1  # not this one
+            proc.send_signal(signal.SIGTERM)
+            assert in_flight >= 4, "the requests were not in flight when SIGTERM came"
+            answers = [f.result() for f in futures]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert [status for status, _ in answers] == [200] * 8, out[-2000:]
+    assert all(len(body["predictions"]) == 10_000 for _, body in answers)
+    assert proc.returncode == 0, out[-3000:]
