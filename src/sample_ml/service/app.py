@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -200,7 +201,7 @@ def create_app(
             return {"status": "loading"}
         return {"status": "ok"}
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)  # Prometheus text, not part of the JSON API
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
@@ -236,6 +237,8 @@ def create_app(
         records = request.model_dump()["records"]  # type: ignore[attr-defined]
         frame = pd.DataFrame.from_records(records, columns=current.schema.feature_names).astype("float64")
         predictions = predict_frame(current, frame)
+        if not np.isfinite(predictions).all():  # never a 500 for a number JSON cannot carry
+            raise HTTPException(422, "the model gives no finite prediction for some of these records")
         for value in predictions.tolist():
             metrics.PREDICTIONS.observe(value)
         return PredictResponse(

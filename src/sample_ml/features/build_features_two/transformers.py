@@ -21,7 +21,11 @@ class LogTransform(FrameTransformer):
 
 
 class RatioFeatures(FrameTransformer):
-    """Ratios of raw columns, e.g. total cholesterol over HDL; a zero denominator gives 0."""
+    """Ratios of raw columns, e.g. total cholesterol over HDL; a zero denominator gives 0, and a
+    ratio is kept within ±``LIMIT`` (a near-zero denominator would otherwise overflow the float32
+    that tree models compute in: found by fuzzing the service)."""
+
+    LIMIT = 1e9
 
     def __init__(self, ratios: tuple[tuple[str, str], ...] = (("s1", "s3"), ("bmi", "age"))) -> None:
         self.ratios = ratios
@@ -31,7 +35,7 @@ class RatioFeatures(FrameTransformer):
         for num, den in self.ratios:
             n, d = frame[num].to_numpy(dtype="float64"), frame[den].to_numpy(dtype="float64")
             ratio = np.divide(n, d, out=np.zeros_like(n), where=d != 0.0)
-            out[f"{num}_per_{den}"] = np.nan_to_num(ratio, nan=0.0, posinf=np.inf, neginf=-np.inf)
+            out[f"{num}_per_{den}"] = np.clip(np.nan_to_num(ratio, nan=0.0), -self.LIMIT, self.LIMIT)
         return out
 
     def _names_out(self, names_in: list[str]) -> list[str]:
