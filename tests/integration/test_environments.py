@@ -23,6 +23,7 @@ import yaml
 from cicd.config import load_config
 from cicd.context import Context
 from cicd.deploy.docker_target import DockerTarget
+from cicd.errors import ServiceError
 from cicd.http import free_port, request_json
 from cicd.images import Engine
 from tests.integration.conftest import Registry, cicd, git, make_project, start_registry
@@ -464,3 +465,75 @@ def test_forged_records_are_refused_and_nothing_changes(
         assert "Traceback" not in result.stderr
         assert after["origin"] == before["origin"] and after["containers"] == before["containers"], case
         assert _metadata(flow["ports"]["production"])["image_digest"] == serving, case
+
+
+def test_a_real_prometheus_scrapes_staging_and_counts_what_was_sent(
+    flow: dict[str, Any], first: dict[str, Any], tmp_path: Path
+) -> None:
+    """Debian's Prometheus scrapes the deployed staging service; a PromQL query over its HTTP API
+    says how many predictions this test sent."""
+    import shutil
+    import time
+    import urllib.parse
+
+    from tests.integration.conftest import missing
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        missing("prometheus is not installed (apt-get install prometheus)")
+    assert binary is not None
+    port, staging = free_port(), flow["ports"]["staging"]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: staging\n    static_configs:\n      - targets: ['127.0.0.1:{staging}']\n"
+    )
+    server = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"),
+    )  # fmt: skip
+    query = 'sum(http_requests_total{job="staging",route="/predict",status="200"}) or vector(0)'
+
+    def ask() -> float:
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        status, body = request_json(url)
+        assert status == 200 and body["status"] == "success", body
+        return float(body["data"]["result"][0]["value"][1])
+
+    def eventually(check: Any, what: str, timeout: float = 60) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                found = check()
+                if found:
+                    return found
+            except ServiceError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(
+            f"{what} within {timeout} s; prometheus log:\n{(tmp_path / 'prometheus.log').read_text()[-2000:]}"
+        )
+
+    try:
+        up = 'up{job="staging"}'
+        eventually(
+            lambda: (
+                request_json(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": up}))[1][
+                    "data"
+                ]["result"][0]["value"][1]
+                == "1"
+            ),
+            "the staging target was not up",
+        )
+        before = ask()
+        record = {"age": 59.0, "sex": 2, "bmi": 32.1, "bp": 101.0, "s1": 157.0, "s2": 93.2, "s3": 38.0,
+                  "s4": 4.0, "s5": 4.8598, "s6": 87.0}  # the first row of the dummy data  # fmt: skip
+        sent = 17
+        for _ in range(sent):
+            status, body = request_json(f"http://127.0.0.1:{staging}/predict", {"records": [record]})
+            assert status == 200, body
+        eventually(lambda: ask() == before + sent, f"Prometheus did not count {sent} more predictions")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
