@@ -488,52 +488,44 @@ def test_a_real_prometheus_scrapes_staging_and_counts_what_was_sent(
         "global:\n  scrape_interval: 1s\n"
         f"scrape_configs:\n  - job_name: staging\n    static_configs:\n      - targets: ['127.0.0.1:{staging}']\n"
     )
+    log = (tmp_path / "prometheus.log").open("w")
     server = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"),
+        stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
-    query = 'sum(http_requests_total{job="staging",route="/predict",status="200"}) or vector(0)'
 
-    def ask() -> float:
-        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-        status, body = request_json(url)
-        assert status == 200 and body["status"] == "success", body
-        return float(body["data"]["result"][0]["value"][1])
+    def value(query: str) -> float | None:
+        """The query's single value, or None while Prometheus has none (not ready, not scraped yet)."""
+        try:
+            status, body = request_json(
+                f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+            )
+        except ServiceError:
+            return None
+        result = body["data"]["result"] if status == 200 and isinstance(body, dict) else []
+        return float(result[0]["value"][1]) if result else None
 
-    def eventually(check: Any, what: str, timeout: float = 60) -> Any:
+    def eventually(check: Any, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                found = check()
-                if found:
-                    return found
-            except ServiceError:
-                pass
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} in {timeout} s:\n{(tmp_path / 'prometheus.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        raise AssertionError(
-            f"{what} within {timeout} s; prometheus log:\n{(tmp_path / 'prometheus.log').read_text()[-2000:]}"
-        )
 
+    counted = 'sum(http_requests_total{job="staging",route="/predict",status="200"}) or vector(0)'
     try:
-        up = 'up{job="staging"}'
-        eventually(
-            lambda: (
-                request_json(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": up}))[1][
-                    "data"
-                ]["result"][0]["value"][1]
-                == "1"
-            ),
-            "the staging target was not up",
-        )
-        before = ask()
+        eventually(lambda: value('up{job="staging"}') == 1, "the staging target was not up")
+        before = value(counted)
+        assert before is not None
         record = {"age": 59.0, "sex": 2, "bmi": 32.1, "bp": 101.0, "s1": 157.0, "s2": 93.2, "s3": 38.0,
                   "s4": 4.0, "s5": 4.8598, "s6": 87.0}  # the first row of the dummy data  # fmt: skip
         sent = 17
         for _ in range(sent):
             status, body = request_json(f"http://127.0.0.1:{staging}/predict", {"records": [record]})
             assert status == 200, body
-        eventually(lambda: ask() == before + sent, f"Prometheus did not count {sent} more predictions")
+        eventually(lambda: value(counted) == before + sent, f"Prometheus did not count {sent} more predictions")
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
