@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from cicd.errors import ConfigError, run_cli
+from cicd.errors import ConfigError, report, run_cli
 from cicd.plan import Step, parse_steps
 
 
@@ -262,10 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "cicd/pipeline.yaml").is_file():
         raise ConfigError(f"no cicd/pipeline.yaml under {root}; pass --root with the project's folder")
     found = check_repository(root, load_config(root / "cicd/pipeline.yaml", env={}).flow)
-    for problem in found:
-        print(problem)
-    print("CI files agree with cicd/pipeline.yaml, least privilege held" if not found else f"{len(found)} problem(s)")
-    return 1 if found else 0
+    return report(found, "CI files agree with cicd/pipeline.yaml, least privilege held")
 
 
 if __name__ == "__main__":

@@ -178,6 +178,15 @@ class RetrainError(CICDError):
     """The project's retrain command refused its input or failed, or its branch could not be pushed."""
 
 
+def report(problems: list[str], all_clear: str) -> int:
+    """A checker's verdict as its entry point prints it: each problem on a line, then a summary;
+    exit 1 when there is any problem, else 0."""
+    for problem in problems:
+        print(problem)
+    print(all_clear if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 def run_cli(main: Callable[[], int]) -> int:
     """Run an entry point: a :class:`CICDError` becomes one ``error:`` line and its exit code."""
     try:

@@ -186,12 +186,15 @@ class Repo:
         message = strip_signature(ref.tag.message) if ref.tag is not None else ""
         return TagInfo(name=name, commit=ref.commit.hexsha, message=message)
 
+    def _configured_key(self) -> str | None:
+        """git's own ``user.signingkey`` (a key file, or ``key::<public key>`` with the agent), if set."""
+        return str(self.repo.config_reader().get_value("user", "signingkey", default="")) or None
+
     def can_sign(self) -> bool:
         """Whether a tag written now would be signed (or signing is off): a key and ssh-keygen are here."""
         if self.signing is None:
             return True
-        configured = self.repo.config_reader().get_value("user", "signingkey", default="")
-        return bool(self.signing.key or configured) and shutil.which("ssh-keygen") is not None
+        return bool(self.signing.key or self._configured_key()) and shutil.which("ssh-keygen") is not None
 
     def verified(self, names: Sequence[str]) -> set[str]:
         """The tags among ``names`` signed by an allowed signer under that very name (a signed tag
@@ -254,8 +257,7 @@ class Repo:
             except GitCommandError as err:
                 raise GitError(f"cannot create tag {name!r}: {(err.stderr or '').strip()}") from err
             return
-        configured = self.repo.config_reader().get_value("user", "signingkey", default="")
-        with self.signing.sign_args(str(configured) or None) as args:
+        with self.signing.sign_args(self._configured_key()) as args:
             try:
                 self.repo.git.execute(["git", *args, "tag", "-s", *(["-f"] if force else []), "-m", message, name, sha])
             except GitCommandError as err:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cicd import proc
-from cicd.errors import ConfigError, run_cli
+from cicd.errors import ConfigError, report, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # The locks, in the order they are compiled; each .in may include others with ``-r``.
@@ -142,11 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"no cicd/pipeline.yaml under {args.root}; pass --root with the project's folder")
     if args.write:
         compile_all(args.root)
-    found = problems(args.root)
-    for problem in found:
-        print(problem)
-    print("locks are current and hashed, the base image pinned by digest" if not found else f"{len(found)} problem(s)")
-    return 1 if found else 0
+    return report(problems(args.root), "locks are current and hashed, the base image pinned by digest")
 
 
 if __name__ == "__main__":
