@@ -50,11 +50,6 @@ def deploy_records(ctx: Context, *, strict: bool = True) -> list[DeployRecord]:
     return scan(ctx.trusted_tags(strict=strict), DeployRecord)
 
 
-def acceptance_records(ctx: Context) -> list[AcceptanceRecord]:
-    """Every acceptance verdict, newest first, each verified."""
-    return scan(ctx.trusted_tags(), AcceptanceRecord)
-
-
 def _local_image(ctx: Context, reference: str, image: str) -> str:
     """The image to run: pulled by digest when it lives in a registry, else the local image id."""
     registry = ctx.config.registry
