@@ -17,6 +17,7 @@ with ``SERVICE_METADATA=full``.
 
 import os
 import signal
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -34,6 +35,7 @@ from sample_ml.pipelines.bundle import Bundle, load_bundle
 from sample_ml.pipelines.predict import predict_frame
 from sample_ml.schema import CATEGORICAL, DIABETES, Schema
 from sample_ml.service import metrics
+from sample_ml.service.prediction_log import PredictionLog
 
 MAX_BATCH = 10_000
 MAX_BODY_BYTES = 6 * 1024 * 1024  # 10,000 records of the sample's ten features fit with room
@@ -147,7 +149,7 @@ def create_app(
     bundle_dir: str | Path | None = None, bundle: Bundle | None = None, schema: Schema = DIABETES
 ) -> FastAPI:
     """Serve ``bundle`` (already loaded) or the bundle at ``bundle_dir`` (loaded at start-up)."""
-    state: dict[str, Bundle] = {}
+    state: dict[str, Any] = {}
     trained: dict[str, Any] = {}
     if bundle is not None:
         schema, trained = bundle.schema, bundle.metadata
@@ -167,7 +169,10 @@ def create_app(
         metrics.MODEL_INFO.labels(
             meta["model_name"], service_version(), os.environ.get("IMAGE_DIGEST", ""), commit
         ).set(1)
+        state["log"] = PredictionLog.from_env(state["bundle"].schema.feature_names)
         yield
+        if state.get("log") is not None:
+            state["log"].close()
         state.clear()
 
     app = FastAPI(
@@ -230,7 +235,10 @@ def create_app(
         }
 
     @app.post("/predict", response_model=PredictResponse)
-    def predict(request: PredictRequest) -> PredictResponse:  # type: ignore[valid-type]
+    def predict(
+        request: PredictRequest,  # type: ignore[valid-type]
+        x_request_id: str | None = Header(default=None, max_length=64),
+    ) -> PredictResponse:
         if "bundle" not in state:
             raise HTTPException(503, "the model is still loading")
         current = state["bundle"]
@@ -241,6 +249,8 @@ def create_app(
             raise HTTPException(422, "the model gives no finite prediction for some of these records")
         for value in predictions.tolist():
             metrics.PREDICTIONS.observe(value)
+        if state.get("log") is not None:
+            state["log"].record(records, predictions.tolist(), service_version(), x_request_id or uuid.uuid4().hex)
         return PredictResponse(
             predictions=predictions.tolist(),
             model_name=current.metadata["model_name"],

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -162,3 +163,61 @@ def test_metrics_count_requests_predictions_and_refusals(
     assert count("/predict", "200") == before_ok + 1 and count("unmatched", "413") == before_413 + 1
     assert "model_info{commit=" in text and 'digest="sha256:' + "b" * 64 in text
     assert "model_prediction_value_bucket" in text and "http_requests_in_flight" in text
+
+
+# --- the prediction log ----------------------------------------------------------------------
+def _logged(db: Path) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.text("select * from predictions order by id"))]
+    finally:
+        engine.dispose()
+
+
+def test_predictions_are_logged_with_what_was_asked(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame, tmp_path: Path
+) -> None:
+    db = tmp_path / "log.sqlite"
+    with _app(bundle_dir, monkeypatch, SERVICE_PREDICTION_LOG=f"sqlite:///{db}", SERVICE_VERSION="1.2.3") as c:
+        record = _record(diabetes)
+        answer = c.post("/predict", json={"records": [record, record]}, headers={"x-request-id": "req-1"}).json()
+        c.post("/predict", json={"records": [record]})
+    rows = _logged(db)  # the app stopped: everything queued was written
+    assert [r["request_id"] for r in rows[:2]] == ["req-1", "req-1"] and len(rows) == 3
+    assert rows[0]["prediction"] == pytest.approx(answer["predictions"][0]) and rows[0]["version"] == "1.2.3"
+    assert rows[0]["bmi"] == pytest.approx(record["bmi"]) and rows[0]["time"].endswith("+00:00")
+    assert len(rows[2]["request_id"]) == 32  # one is made when the client sends none
+
+
+def test_the_log_is_sampled_and_bounded(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame, tmp_path: Path
+) -> None:
+    none, bounded = tmp_path / "none.sqlite", tmp_path / "bounded.sqlite"
+    record = _record(diabetes)
+    with _app(
+        bundle_dir, monkeypatch, SERVICE_PREDICTION_LOG=f"sqlite:///{none}", SERVICE_PREDICTION_LOG_SAMPLE="0"
+    ) as c:
+        assert c.post("/predict", json={"records": [record]}).status_code == 200
+    assert not none.exists() or _logged(none) == []
+    monkeypatch.setenv("SERVICE_PREDICTION_LOG_SAMPLE", "1")
+    with _app(
+        bundle_dir, monkeypatch, SERVICE_PREDICTION_LOG=f"sqlite:///{bounded}", SERVICE_PREDICTION_LOG_MAX_ROWS="5"
+    ) as c:
+        for _ in range(4):
+            c.post("/predict", json={"records": [record] * 3})
+    assert len(_logged(bounded)) <= 5 + 3  # trimmed per batch: never more than the bound and one batch
+
+
+def test_a_sink_that_is_down_fails_no_request(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame
+) -> None:
+    from sample_ml.service.prediction_log import DROPPED
+
+    before = DROPPED._value.get()
+    with _app(bundle_dir, monkeypatch, SERVICE_PREDICTION_LOG="sqlite:////nonexistent/dir/log.sqlite") as c:
+        for _ in range(3):
+            assert c.post("/predict", json={"records": [_record(diabetes)]}).status_code == 200
+    assert DROPPED._value.get() >= before + 1  # said in /metrics, never to the client

@@ -1,0 +1,124 @@
+"""The prediction log: what the deployed model was asked and what it answered, for drift checks.
+
+Opt-in: ``SERVICE_PREDICTION_LOG`` names a SQLAlchemy URL (``sqlite:////var/lib/predictions/log.sqlite``
+on a volume that outlives the container, or any database). Each logged row holds one record's
+features, its prediction, the model version, the request id and the time (UTC). Nothing else:
+no client address, no headers.
+
+- ``SERVICE_PREDICTION_LOG_SAMPLE`` (0 to 1, default 1): the share of requests logged;
+- ``SERVICE_PREDICTION_LOG_MAX_ROWS`` (default 1,000,000): the newest rows kept, older ones deleted.
+
+Writing never slows a request down or fails it: requests put rows on a bounded queue and a
+background thread writes them in batches. When the queue is full or the database is down, the
+rows are dropped and counted (``prediction_log_dropped_total``), and the service keeps serving.
+"""
+
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+
+LOGGED = Counter("prediction_log_rows", "Prediction rows written to the prediction log")
+DROPPED = Counter("prediction_log_dropped", "Prediction rows dropped (queue full or sink down)")
+QUEUE_ROWS = 100_000  # rows waiting at most; beyond, new rows are dropped
+BATCH = 1_000
+TABLE = "predictions"
+
+
+def _number(name: str, default: float, lo: float, hi: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be from {lo} to {hi}, got {raw!r}")
+    return value
+
+
+class PredictionLog:
+    """A background writer of prediction rows into one table of a SQLAlchemy database."""
+
+    def __init__(self, url: str, features: Sequence[str], sample: float = 1.0, max_rows: int = 1_000_000) -> None:
+        self.url, self.features, self.sample, self.max_rows = url, list(features), sample, max_rows
+        self.rows: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=QUEUE_ROWS)
+        self.stopping = threading.Event()
+        self.engine = sa.create_engine(url)
+        columns = [sa.Column(name, sa.Float) for name in self.features]
+        self.table = sa.Table(
+            TABLE,
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("time", sa.String(40), nullable=False),
+            sa.Column("request_id", sa.String(64), nullable=False),
+            sa.Column("version", sa.String(64), nullable=False),
+            sa.Column("prediction", sa.Float, nullable=False),
+            *columns,
+        )
+        self.thread = threading.Thread(target=self._write_forever, name="prediction-log", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def from_env(cls, features: Sequence[str]) -> "PredictionLog | None":
+        url = os.environ.get("SERVICE_PREDICTION_LOG")
+        if not url:
+            return None
+        sample = _number("SERVICE_PREDICTION_LOG_SAMPLE", 1.0, 0.0, 1.0)
+        max_rows = int(_number("SERVICE_PREDICTION_LOG_MAX_ROWS", 1_000_000, 1, 1e12))
+        return cls(url, features, sample, max_rows)
+
+    def record(
+        self, records: Sequence[dict[str, Any]], predictions: Sequence[float], version: str, request_id: str
+    ) -> None:
+        """Queue the rows of one request (if sampled); never blocks, never raises."""
+        if self.sample < 1.0 and random.random() >= self.sample:  # noqa: S311 - sampling, not security
+            return
+        when = datetime.now(UTC).isoformat(timespec="microseconds")
+        for features, prediction in zip(records, predictions, strict=True):
+            row = {
+                "time": when, "request_id": request_id, "version": version, "prediction": float(prediction),
+                **{name: float(features[name]) for name in self.features},
+            }  # fmt: skip
+            try:
+                self.rows.put_nowait(row)
+            except queue.Full:
+                DROPPED.inc()
+
+    def _write_forever(self) -> None:
+        created = False
+        while not (self.stopping.is_set() and self.rows.empty()):
+            try:
+                batch = [self.rows.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.rows.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self.engine.begin() as conn:
+                    if not created:
+                        self.table.metadata.create_all(conn)
+                        created = True
+                    conn.execute(sa.insert(self.table), batch)
+                    newest = conn.execute(sa.select(sa.func.max(self.table.c.id))).scalar_one()
+                    if newest is not None and newest > self.max_rows:
+                        conn.execute(sa.delete(self.table).where(self.table.c.id <= newest - self.max_rows))
+                LOGGED.inc(len(batch))
+            except sa.exc.SQLAlchemyError:
+                DROPPED.inc(len(batch))
+                time.sleep(1.0)  # the sink is down: do not spin
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (up to ``timeout`` seconds), then stop."""
+        self.stopping.set()
+        self.thread.join(timeout)
+        self.engine.dispose()
