@@ -120,6 +120,15 @@ class RetrainSettings:
 
 
 @dataclass(frozen=True)
+class PredictionLogSettings:
+    """``environments.<name>.prediction_log``: the service logs (a share of) its predictions to
+    a SQLite file on a named volume of the environment's host, which outlives redeploys."""
+
+    sample: float = 1.0  # the share of requests logged
+    max_rows: int = 1_000_000  # the newest rows kept
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     branches: tuple[str, ...]
@@ -132,6 +141,7 @@ class Environment:
     promote_from: str | None = None  # the environment ``promote`` takes its release from
     memory: str = "1g"  # the service container's memory limit (docker's form: 512m, 2g)
     pids: int = 256  # the service container's process limit
+    prediction_log: PredictionLogSettings | None = None  # off unless the spec asks for it
 
     @property
     def url(self) -> str:
@@ -248,6 +258,7 @@ _ENV_KEYS = {
     "promote_from",
     "memory",
     "pids",
+    "prediction_log",
 }
 TARGETS = ("docker", "kubernetes")
 
@@ -360,6 +371,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             promote_from=r.string(f"{key}.promote_from", False, None) if spec.get("promote_from") is not None else None,
             memory=_memory(r, f"{key}.memory"),
             pids=r.integer(f"{key}.pids", 256, 16, 65536),
+            prediction_log=_prediction_log(r, f"{key}.prediction_log") if spec.get("prediction_log") else None,
         )
     _check_environments(r, environments)
 
@@ -400,6 +412,14 @@ def _image_reference(r: _Reader, key: str) -> str:
     if "@" in value and not re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", value):
         raise r.fail(key, f"a digest must be @sha256: and 64 hex digits, got {value!r}")
     return value
+
+
+def _prediction_log(r: _Reader, key: str) -> PredictionLogSettings:
+    section = r.checked(key, {"sample", "max_rows"})
+    sample = section.get("sample", 1.0)
+    if isinstance(sample, bool) or not isinstance(sample, int | float) or not 0 < sample <= 1:
+        raise r.fail(f"{key}.sample", f"must be a share of requests above 0 and at most 1, got {sample!r}")
+    return PredictionLogSettings(sample=float(sample), max_rows=r.integer(f"{key}.max_rows", 1_000_000, 1, 10**12))
 
 
 def _memory(r: _Reader, key: str) -> str:

@@ -30,6 +30,7 @@ from cicd.images import Container, Engine
 log = logging.getLogger(__name__)
 Probe = Callable[[str, float, Callable[[], bool] | None], bool]
 LABEL = "io.trainyard"
+LOG_DIR = "/var/lib/predictions"  # where the service container mounts its prediction-log volume
 LOCKS = CACHE / "locks"
 
 
@@ -121,9 +122,22 @@ class DockerTarget:
             f"{LABEL}.started": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         env = self._service_env(port, digest, version, commit)
+        volumes = {}
+        logged = self.env.prediction_log
+        if logged is not None:  # a named volume per environment: it outlives every container
+            volumes[self.log_volume()] = LOG_DIR
+            env |= {
+                "SERVICE_PREDICTION_LOG": f"sqlite:///{LOG_DIR}/predictions.sqlite",
+                "SERVICE_PREDICTION_LOG_SAMPLE": str(logged.sample),
+                "SERVICE_PREDICTION_LOG_MAX_ROWS": str(logged.max_rows),
+            }
         return self.engine.containers.start_service(
-            image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids
+            image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids, volumes=volumes
         )
+
+    def log_volume(self) -> str:
+        """The named volume that holds this environment's prediction log."""
+        return f"trainyard-{self.config.project}-{self.env.name}-predictions"
 
     def _healthy(self, cid: str, port: int) -> bool:
         start = time.monotonic()

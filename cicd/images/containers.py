@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import sys
 import tarfile
@@ -121,12 +122,17 @@ class Containers(Part):
         labels: Mapping[str, str] | None = None,
         memory: str = "1g",
         pids: int = 256,
+        volumes: Mapping[str, str] | None = None,
     ) -> str:
         """Start a long-running container on the host network (it binds 127.0.0.1 via its env); its id.
 
         Least privilege: no capabilities, no privilege gain, a read-only root filesystem with a
-        small tmpfs ``/tmp``, and memory and process limits.
+        small tmpfs ``/tmp``, and memory and process limits. ``volumes``: named volumes (never host
+        paths: the engine may be remote) → where they are mounted, writable.
         """
+        for volume in volumes or {}:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", volume):
+                raise ValueError(f"{volume!r} is not a volume name (host paths are never mounted)")
         if not self.writes.allow(f"start the service {name} from {image}"):
             return ""
         with self.translated(f"starting {name} from {image}", f"image {image} does not exist"):
@@ -143,6 +149,7 @@ class Containers(Part):
                 security_opt=["no-new-privileges:true"],
                 mem_limit=memory,
                 pids_limit=pids,
+                volumes={name: {"bind": path, "mode": "rw"} for name, path in (volumes or {}).items()},
             )
         return str(container.id)
 

@@ -167,7 +167,9 @@ class FakeContainers:
         labels: Mapping[str, str] | None = None,
         memory: str = "1g",
         pids: int = 256,
+        volumes: Mapping[str, str] | None = None,
     ) -> str:
+        self.volumes, self.env = dict(volumes or {}), dict(env)  # what the newest service got
         if not self.writes.allow(f"start the service {name} from {image}"):
             return ""
         cid = f"c{next(self.ids)}"

@@ -8,6 +8,8 @@ import pytest
 from cicd.config import DEFAULT_PATH, load_config
 from cicd.errors import ConfigError
 
+ROOT = Path(__file__).resolve().parents[3]
+
 
 def _normalised_ports(text: str) -> str:
     """The shipped spec with its ports set to 18080, 18081, 18082 in order (copies may use others)."""
@@ -111,3 +113,20 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_unknown_environment_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown environment 'qa'.*integration, staging, production"):
         load_config(DEFAULT_PATH, env={}).environment("qa")
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("{sample: 0}", "prediction_log.sample: must be a share"), ("{sample: 0.5, rows: 3}", "unknown key"),
+     ("{max_rows: 0}", "prediction_log.max_rows: must be an integer")],
+)  # fmt: skip
+def test_a_bad_prediction_log_setting_is_refused(tmp_path: Path, value: str, says: str) -> None:
+    spec = tmp_path / "pipeline.yaml"
+    text = (
+        (ROOT / "cicd/pipeline.yaml")
+        .read_text()
+        .replace("    tag: Staging\n", f"    tag: Staging\n    prediction_log: {value}\n", 1)
+    )
+    spec.write_text(text)
+    with pytest.raises(ConfigError, match=says):
+        load_config(spec, env={})

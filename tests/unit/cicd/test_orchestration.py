@@ -18,6 +18,7 @@ import pytest
 
 from cicd import __main__ as cli
 from cicd import environments, flow
+from cicd.config import PredictionLogSettings
 from cicd.context import Context
 from cicd.deploy.docker_target import DockerTarget
 from cicd.errors import (
@@ -160,6 +161,22 @@ def test_deploy_runs_this_commits_release_by_digest_and_records_it(health: Any) 
     assert record.tag in repo.remote_tags and repo.tags_["Staging"].commit == repo.head()
     push = next(line for line in repo.log if line.startswith("push"))
     assert "+refs/tags/Staging" in push and "--force-with-lease=refs/tags/Staging:" in push
+
+
+def test_an_environment_with_a_prediction_log_gets_its_own_named_volume(health: Any) -> None:
+    ctx = context(config(staging={"prediction_log": PredictionLogSettings(sample=0.25, max_rows=500)}))
+    health(ctx)
+    release(ctx, "0.1.0", "a" * 64)
+    environments.deploy(ctx, "staging")
+    started = fake_engine(ctx).containers
+    assert started.volumes == {"trainyard-sample-ml-staging-predictions": "/var/lib/predictions"}
+    assert started.env["SERVICE_PREDICTION_LOG"] == "sqlite:////var/lib/predictions/predictions.sqlite"
+    assert (
+        started.env["SERVICE_PREDICTION_LOG_SAMPLE"] == "0.25"
+        and started.env["SERVICE_PREDICTION_LOG_MAX_ROWS"] == "500"
+    )
+    environments.deploy(ctx, "production", check_branch=False, release=_as_deployable("b" * 64))
+    assert started.volumes == {} and "SERVICE_PREDICTION_LOG" not in started.env  # off unless asked
 
 
 def test_a_refused_push_restores_the_tags_and_the_previous_release(health: Any) -> None:
