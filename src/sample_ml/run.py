@@ -30,9 +30,11 @@ def _param(text: str) -> tuple[str, Any]:
 
 def _data_args(parser: argparse.ArgumentParser, what: str) -> None:
     group = parser.add_argument_group(f"{what} (defaults come from --config)")
-    group.add_argument("--loader", help="data loader name: csv or sql")
-    group.add_argument("--source", help="CSV path (csv) or SQLAlchemy URL, e.g. sqlite:///data.sqlite (sql)")
-    group.add_argument("--table", help="table name for the sql loader (default: diabetes)")
+    group.add_argument("--loader", help="data loader name: csv, sql or predictions (a service's prediction log)")
+    group.add_argument(
+        "--source", help="CSV path (csv) or SQLAlchemy URL, e.g. sqlite:///data.sqlite (sql, predictions)"
+    )
+    group.add_argument("--table", help="table name for the sql loaders (default: diabetes; predictions)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -43,8 +45,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         if args.source:
             options["path" if loader == "csv" else "url"] = args.source
         if args.table:
-            if loader != "sql":
-                raise ConfigError("--table only applies to the sql loader")
+            if loader == "csv":
+                raise ConfigError("--table only applies to the sql and predictions loaders")
             options["table"] = args.table
         settings = replace(settings, data=DataConfig(loader, options))
     if getattr(args, "model", None) or getattr(args, "param", None):
@@ -121,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="decision, drift report, challenger and (if accepted) update/ (default: %(default)s)",
     )
     p.add_argument("--force", action="store_true", help="train and compare a challenger even without drift")
+    p.add_argument(
+        "--predictions",
+        metavar="URL",
+        help="check drift on this prediction log (SQLAlchemy URL) instead of the new data; it has no labels, "
+        "so a challenger still trains on the new data",
+    )
 
     sub.add_parser("models", help="list the registered models and their hyperparameters")
 
@@ -175,8 +183,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sample_ml.pipelines.retrain import retrain
 
         new_data = settings.data if args.loader or args.source or args.table else None
+        logged = DataConfig("predictions", {"url": args.predictions}) if args.predictions else None
         decision = retrain(
-            args.model_dir, settings, args.output, new_data=new_data, settings_file=args.config, force=args.force
+            args.model_dir,
+            settings,
+            args.output,
+            new_data=new_data,
+            drift_data=logged,
+            settings_file=args.config,
+            force=args.force,
         )
         print(f"{decision.outcome}: {decision.message}")
         update = f"; files to commit in {args.output}/update" if decision.accepted else ""

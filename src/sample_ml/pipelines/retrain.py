@@ -5,6 +5,9 @@
    champion's schema.
 2. Drift check of the new data against the champion's training data. No drift (and no
    ``force``): the champion stays; only the drift report and ``decision.json`` are written.
+   With ``drift_data`` (a deployed service's prediction log) the drift check reads that instead:
+   what the model is asked in production says *when* to retrain; the labelled new data still
+   says *what* it is retrained on (a log holds no truth to train on).
 3. Otherwise the new data is snapshotted to CSV and read back through the CSV loader, exactly as
    a release will read it; a challenger is trained on its training split, and champion and
    challenger are scored on the same held-out split, next to the naive baseline.
@@ -79,6 +82,7 @@ def retrain(
     output_dir: str | Path,
     *,
     new_data: DataConfig | None = None,
+    drift_data: DataConfig | None = None,
     settings_file: str | Path | None = None,
     force: bool = False,
 ) -> Decision:
@@ -89,6 +93,12 @@ def retrain(
     with step(f"loading new data from {loader.describe()}"):
         frame = loader.load()  # labels are needed to train and to compare
     current, _ = schema.split_xy(frame)
+    drift_origin = loader.describe()
+    if drift_data is not None:
+        logged = make_loader(drift_data, schema)
+        with step(f"loading {logged.describe()} for the drift check"):
+            current = logged.load(require_target=False)
+        drift_origin = logged.describe()
     drift = detect(reference, current, schema, settings.drift)
     settings_dir = Path(settings_file).parent if settings_file else DEFAULT_SETTINGS_DIR
 
@@ -98,10 +108,11 @@ def retrain(
             decision = Decision(
                 "no-drift",
                 f"no drift: {_drift_line(drift)}; the champion stays and nothing was retrained",
-                {"drift": _drift_summary(drift)},
+                {"drift": _drift_summary(drift, drift_origin)},
             )
         else:
-            decision = _challenge(champion, settings, frame, loader.describe(), drift, out, settings_dir, force)
+            origins = (loader.describe(), drift_origin)
+            decision = _challenge(champion, settings, frame, origins, drift, out, settings_dir, force)
             if decision.accepted:
                 _write_update(out / UPDATE_DIR, decision.details, settings, settings_file, settings_dir)
             else:  # the staged snapshot goes; the challenger bundle stays as evidence
@@ -114,7 +125,7 @@ def _challenge(
     champion: Bundle,
     settings: Settings,
     frame: pd.DataFrame,
-    origin: str,
+    origins: tuple[str, str],  # of the training data, of the drift check's data
     drift: DriftReport,
     out: Path,
     settings_dir: Path,
@@ -160,7 +171,7 @@ def _challenge(
         "runtime": {k: meta[k] for k in ("package_version", "python", "scikit_learn")},
         "trigger": "forced" if force and not drift.drifted else "drift",
         "data": {
-            "origin": origin,
+            "origin": origins[0],
             "snapshot": snapshot_path,
             "fingerprint": meta["data"]["fingerprint"],
             "rows": meta["data"]["rows"],
@@ -180,7 +191,7 @@ def _challenge(
             "git_commit": champion.metadata.get("git_commit"),
             "trained_at": champion.metadata.get("trained_at"),
         },
-        "drift": _drift_summary(drift),
+        "drift": _drift_summary(drift, origins[1]),
     }
     ch, cp = scores["challenger"]["rmse"], scores["champion"]["rmse"]
     if reasons:
@@ -205,8 +216,9 @@ def _drift_line(drift: DriftReport) -> str:
     )
 
 
-def _drift_summary(drift: DriftReport) -> dict[str, Any]:
+def _drift_summary(drift: DriftReport, source: str) -> dict[str, Any]:
     return {
+        "source": source,
         "drifted": drift.drifted,
         "drifted_share": drift.drifted_share,
         "drifted_features": drift.drifted_features,
@@ -277,7 +289,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         f"{drift['drifted_share']:.0%} of features drifted (trigger at {drift['config']['min_drifted_share']:.0%}, "
         f"alpha {drift['config']['alpha']}, {drift['config']['correction']} correction); "
-        f"{drift['current_rows']} new rows vs {drift['reference_rows']} reference rows.",
+        f"{drift['current_rows']} new rows ({drift.get('source', 'the new data')}) "
+        f"vs {drift['reference_rows']} reference rows.",
         "",
         "| feature | test | p adjusted | PSI | drifted |",
         "|---|---|---|---|---|",

@@ -11,6 +11,8 @@ no client address, no headers.
 Writing never slows a request down or fails it: requests put rows on a bounded queue and a
 background thread writes them in batches. When the queue is full or the database is down, the
 rows are dropped and counted (``prediction_log_dropped_total``), and the service keeps serving.
+
+The drift check reads the log back with the ``predictions`` data loader.
 """
 
 import os
@@ -25,11 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import Counter
 
+from sample_ml.data_loaders.prediction_log import TABLE
+
 LOGGED = Counter("prediction_log_rows", "Prediction rows written to the prediction log")
 DROPPED = Counter("prediction_log_dropped", "Prediction rows dropped (queue full or sink down)")
 QUEUE_ROWS = 100_000  # rows waiting at most; beyond, new rows are dropped
 BATCH = 1_000
-TABLE = "predictions"
 
 
 def _number(name: str, default: float, lo: float, hi: float) -> float:

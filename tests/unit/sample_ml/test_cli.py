@@ -41,7 +41,7 @@ def test_sql_source_via_flags(tmp_path: Path, dummy_sqlite: Path) -> None:
         (["train", "--model", "svm"], 2, "unknown model 'svm'"),
         (["train", "--loader", "xls"], 2, "unknown data loader 'xls'"),
         (["train", "--source", "/absent.csv"], 2, "does not exist"),
-        (["train", "--table", "t"], 2, "--table only applies to the sql loader"),
+        (["train", "--table", "t"], 2, "--table only applies to the sql and predictions loaders"),
         (["evaluate", "--model-dir", "/absent"], 2, "no model bundle at '/absent'"),
         (["predict", "--model-dir", "/absent"], 2, "no model bundle"),
         (["serve", "--model-dir", "/absent"], 2, "no model bundle"),

@@ -35,7 +35,7 @@ def test_loaders_are_chosen_by_name(name: str, options: dict[str, str], cls: typ
 
 
 def test_unknown_loader_names_the_choices() -> None:
-    with pytest.raises(UnknownNameError, match="unknown data loader 'parquet'; choose one of: csv, sql"):
+    with pytest.raises(UnknownNameError, match="unknown data loader 'parquet'; choose one of: csv, predictions, sql"):
         get_loader("parquet", path="x")
 
 

@@ -178,3 +178,67 @@ def test_sql_loader_reads_its_url_from_the_environment(
     monkeypatch.delenv("NEW_DATA_URL")
     with pytest.raises(DataSourceError, match=r"NEW_DATA_URL .* is not set"):
         make_loader(DataConfig("sql", {"url_env": "NEW_DATA_URL"}))
+
+
+# --- a deployed service's prediction log as the drift check's data ---------------------------
+def _prediction_log(tmp_path: Path, frame: pd.DataFrame, version: str = "1.0.0") -> str:
+    """A log written by the service's own writer, as a deployed service writes it."""
+    from sample_ml.service.prediction_log import PredictionLog
+
+    url = f"sqlite:///{tmp_path / f'log-{version}.sqlite'}"
+    features = [c for c in frame.columns if c != "target"]
+    sink = PredictionLog(url, features)
+    records = frame[features].to_dict("records")
+    sink.record(records, [0.0] * len(records), version, "req")
+    sink.close()
+    return url
+
+
+def test_the_prediction_log_loader_reads_the_features_the_service_logged(
+    tmp_path: Path, diabetes, dummy_sqlite: Path
+) -> None:
+    from sample_ml.data_loaders import get_loader
+
+    url = _prediction_log(tmp_path, diabetes.head(60))
+    frame = get_loader("predictions", url=url).load(require_target=False)
+    assert list(frame.columns) == [c for c in diabetes.columns if c != "target"] and len(frame) == 60
+    assert frame["bmi"].tolist() == pytest.approx(diabetes["bmi"].head(60).tolist())
+    with pytest.raises(DataSourceError, match=r"version 9.9.9.* has no rows yet"):
+        get_loader("predictions", url=url, version="9.9.9").load(require_target=False)
+    with pytest.raises(DataSourceError, match=r"is not a prediction log of this model: no column\(s\) \['version'"):
+        get_loader("predictions", url=f"sqlite:///{dummy_sqlite}", table="diabetes").load()
+
+
+def test_retrain_checks_drift_on_the_log_and_trains_on_the_labelled_data(
+    tmp_path: Path, bundle_dir: Path, settings: Settings, diabetes
+) -> None:
+    labelled = _csv(tmp_path, batch(diabetes, 300, shift=0.0, effect=60.0))  # no covariate drift in it
+    calm = DataConfig("predictions", {"url": _prediction_log(tmp_path, batch(diabetes, 200), "calm")})
+    decision = retrain(bundle_dir, settings, tmp_path / "calm", new_data=labelled, drift_data=calm)
+    assert decision.outcome == "no-drift" and "prediction log" in decision.details["drift"]["source"]
+
+    drifted = DataConfig("predictions", {"url": _prediction_log(tmp_path, batch(diabetes, 200, shift=1.0), "hot")})
+    decision = retrain(bundle_dir, settings, tmp_path / "hot", new_data=labelled, drift_data=drifted)
+    assert decision.details["drift"]["drifted_features"] == ["bmi"], decision.message
+    assert decision.details["data"]["rows"] == 300  # trained on the labelled rows, not the log's 200
+    assert decision.details["drift"]["current_rows"] == 200
+    assert (
+        "the prediction log 'predictions'"
+        in (tmp_path / "hot/challenger")
+        .parent.joinpath("update/card.md" if decision.accepted else "decision.json")
+        .read_text()
+    )
+
+
+def test_cli_drift_and_retrain_take_a_prediction_log(
+    tmp_path: Path, bundle_dir: Path, diabetes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _prediction_log(tmp_path, batch(diabetes, 200, shift=1.0))
+    drift = ["drift", "--model-dir", str(bundle_dir), "--output", str(tmp_path / "drift")]
+    assert main([*drift, "--loader", "predictions", "--source", url]) == 0
+    assert capsys.readouterr().out.startswith("DRIFT: drifted features bmi")
+    labelled = tmp_path / "labelled.csv"
+    batch(diabetes, 300, effect=60.0).to_csv(labelled, index=False)
+    args = ["retrain", "--model-dir", str(bundle_dir), "--output", str(tmp_path / "out"), "--source", str(labelled)]
+    assert main([*args, "--predictions", url]) == 0
+    assert json.loads((tmp_path / "out/drift.json").read_text())["drifted"] is True
