@@ -9,6 +9,7 @@ prerequisite.
     nox -s deploy -- staging && nox -s acceptance -- staging   # master/main
     nox -s promote -- production                               # manual, approved
     nox -s retrain              # scheduled: drift check, champion/challenger, retrain/<date> branch
+    nox -s drift -- --source production   # drift check on an environment's prediction log
     nox -s bench / nox -s drills  # figures: speed and size beside a naive baseline; failure drills
 
 Every session takes the toolkit's global options after ``--``: ``nox -s release -- --dry-run``
@@ -29,7 +30,6 @@ nox.options.error_on_missing_interpreters = True
 # on CI runners). Another minor version is untested, so nox refuses rather than guess.
 PYTHON = "3.11"
 TOOLKIT = "cicd/requirements.txt"
-RUNTIME = "src/requirements/default.txt"
 TEST = "src/requirements/test.txt"  # pytest and the runtime pins
 DEV = "src/requirements/dev.txt"  # TEST plus the linters and test tools
 
@@ -152,11 +152,17 @@ def ci(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False, tags=["retrain"])
 def retrain(session: nox.Session) -> None:
-    """Drift check on new data; if it fires (or ``-- --force``), champion/challenger, and an accepted
-    model card, data snapshot and settings committed on a new ``retrain/<date>`` branch, pushed."""
-    session.install("--require-hashes", "-r", TOOLKIT, "-r", RUNTIME)
-    session.install("--no-deps", "-e", "./src")
-    session.run("python", "-m", "cicd", "retrain", *session.posargs)
+    """Drift check on new data (or, ``-- --source production``, on an environment's prediction log);
+    if it fires (or ``-- --force``), champion/challenger, and an accepted model card, data snapshot
+    and settings committed on a new ``retrain/<date>`` branch, pushed."""
+    _with_project(session, "retrain")  # it runs the package's train and retrain
+
+
+@nox.session(python=PYTHON, default=False)
+def drift(session: nox.Session) -> None:
+    """Drift check on an environment's prediction log (``-- --source staging``) against the model it
+    serves; the report in ``artifacts/drift/<environment>/``."""
+    _with_project(session, "drift")  # it runs the package's drift check
 
 
 @nox.session(python=PYTHON, default=False)

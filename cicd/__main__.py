@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cicd import proc
-from cicd.errors import run_cli
+from cicd.errors import ConfigError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,8 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", help=argparse.SUPPRESS)  # fixes {date} in the branch name (tests)
     data = p.add_argument_group("new data (default: the retrain section of the model settings)")
     data.add_argument("--loader", help="csv or sql")
-    data.add_argument("--source", help="CSV path or SQLAlchemy URL")
+    data.add_argument(
+        "--source",
+        help="CSV path, SQLAlchemy URL, or an environment: its prediction log for the drift check, its model "
+        "as the champion (the challenger trains on the labelled data of the model settings)",
+    )
     data.add_argument("--table", help="table for the sql loader")
+    p = sub.add_parser("drift", help="drift check on an environment's prediction log against the model it serves")
+    p.add_argument("--source", required=True, metavar="ENVIRONMENT", help="the environment whose log to check")
     p = sub.add_parser("ci", help="run the sessions of the flow's row for this branch and event")
     p.add_argument("--plan", action="store_true", help="print the sessions without running them")
     p.add_argument("--branch", dest="ci_branch", help="the branch (default: the CI's variables, then git)")
@@ -202,10 +208,30 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
     if command == "retrain":
         from cicd.retrain import retrain
 
+        environment = _environment_source(ctx, args)
         if args.source and Path(args.source).exists():  # the retrain step runs in the repository root
             args.source = str(Path(args.source).resolve())
         data_args = [f"--{k}={getattr(args, k)}" for k in ("loader", "source", "table") if getattr(args, k)]
-        return 0, retrain(ctx, force=args.force, data_args=data_args, champion=args.model_dir, date=args.date), None
+        result = retrain(
+            ctx, force=args.force, data_args=data_args, champion=args.model_dir, date=args.date, environment=environment
+        )
+        return 0, result, None
+    if command == "drift":
+        from cicd.predictions import drift
+
+        environment = _environment_source(ctx, args)
+        if environment is None:
+            raise ConfigError(
+                f"--source must name an environment of {ctx.config.path} ({', '.join(ctx.config.environments)}); "
+                "for a file or a database, run the project's own drift command (`sample-ml drift --help`)"
+            )
+        report = drift(ctx, environment)
+        if report.get("dry_run"):
+            return 0, report, None
+        verdict = "DRIFT" if report["drifted"] else "no drift"
+        features = ", ".join(report["drifted_features"]) or "none"
+        human = f"{environment}: {verdict} in {report['rows']} logged rows (drifted: {features}); {report['report']}"
+        return 0, report, human
     if command in ("deploy", "promote", "rollback", "acceptance", "status"):
         from cicd import environments
 
@@ -223,6 +249,22 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
         return 0, flow.merge(ctx, args.source), None
     stages = {"build": flow.build_image, "lint": flow.lint, "release": flow.release}
     return 0, stages[command](ctx), None
+
+
+def _environment_source(ctx: Any, args: argparse.Namespace) -> str | None:
+    """``--source <environment>``: that environment's prediction log (None: a file, a URL or nothing)."""
+    source = args.source
+    if not source or source not in ctx.config.environments:
+        return None
+    if Path(source).exists():
+        raise ConfigError(
+            f"--source {source} is both an environment and a path here; say ./{source} for the file, "
+            "or rename one of them"
+        )
+    if getattr(args, "loader", None) or getattr(args, "table", None):
+        raise ConfigError(f"--loader and --table do not apply to an environment's prediction log (--source {source})")
+    args.source = None
+    return str(source)
 
 
 def _ci(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:

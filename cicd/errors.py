@@ -178,6 +178,10 @@ class RetrainError(CICDError):
     """The project's retrain command refused its input or failed, or its branch could not be pushed."""
 
 
+class PredictionLogError(CICDError):
+    """An environment's prediction log cannot be read: not enabled, nothing deployed, or not there yet."""
+
+
 def report(problems: list[str], all_clear: str) -> int:
     """A checker's verdict as its entry point prints it: each problem on a line, then a summary;
     exit 1 when there is any problem, else 0."""

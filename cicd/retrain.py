@@ -65,8 +65,13 @@ def retrain(
     data_args: Sequence[str] = (),
     champion: Path | None = None,
     date: str | None = None,
+    environment: str | None = None,
 ) -> dict[str, Any]:
-    """Drift check and champion/challenger; on acceptance a pushed ``retrain/<date>`` branch."""
+    """Drift check and champion/challenger; on acceptance a pushed ``retrain/<date>`` branch.
+
+    ``environment``: check drift on that environment's prediction log, with the model it serves
+    as the champion (see :mod:`cicd.predictions`); the challenger still trains on labelled data.
+    """
     cfg, repo = ctx.config, ctx.repo
     repo.ensure_clean()
     settings_rel = cfg.retrain.settings
@@ -76,6 +81,13 @@ def retrain(
             "create them (see README: Retraining) or point retrain.settings at yours"
         )
     out = ctx.artifacts / "retrain"
+    if environment is not None:
+        from cicd.predictions import export
+
+        if champion is not None:
+            raise ConfigError("--model-dir and an environment's log do not go together: the champion is what it serves")
+        exported = export(ctx, environment)
+        champion, data_args = exported.bundle, [*data_args, "--predictions", exported.url]
     cli = [sys.executable, "-m", f"{cfg.import_name}.run"]
     timeout = cfg.retrain.timeout
     with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as tmp:

@@ -13,17 +13,25 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import shutil
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cicd.cache import CACHE
 from cicd.config import Environment, PipelineConfig
 from cicd.deploy.base import Live
-from cicd.errors import ContainerError, DeployLockedError, HealthCheckError, PortInUseError
+from cicd.errors import (
+    ContainerError,
+    DeployLockedError,
+    HealthCheckError,
+    PortInUseError,
+    PredictionLogError,
+)
 from cicd.http import free_port, wait_healthy
 from cicd.images import Container, Engine
 
@@ -31,6 +39,19 @@ log = logging.getLogger(__name__)
 Probe = Callable[[str, float, Callable[[], bool] | None], bool]
 LABEL = "io.trainyard"
 LOG_DIR = "/var/lib/predictions"  # where the service container mounts its prediction-log volume
+LOG_FILE = "predictions.sqlite"
+BUNDLE_DIR = "/opt/model"  # the model bundle in the release image (cicd/release/docker/Dockerfile)
+# Run in the serving release's own image, the log's volume mounted read-only: SQLite's online
+# backup gives a consistent copy while the service goes on writing.
+_EXPORT = f"""
+import os, sqlite3, sys
+src = "{LOG_DIR}/{LOG_FILE}"
+if not os.path.exists(src):
+    sys.exit("no prediction log yet: the service has logged no prediction")
+os.makedirs("/tmp/export", exist_ok=True)
+with sqlite3.connect(f"file:{{src}}?mode=ro", uri=True) as a, sqlite3.connect("/tmp/export/{LOG_FILE}") as b:
+    a.backup(b)
+"""
 LOCKS = CACHE / "locks"
 
 
@@ -127,7 +148,7 @@ class DockerTarget:
         if logged is not None:  # a named volume per environment: it outlives every container
             volumes[self.log_volume()] = LOG_DIR
             env |= {
-                "SERVICE_PREDICTION_LOG": f"sqlite:///{LOG_DIR}/predictions.sqlite",
+                "SERVICE_PREDICTION_LOG": f"sqlite:///{LOG_DIR}/{LOG_FILE}",
                 "SERVICE_PREDICTION_LOG_SAMPLE": str(logged.sample),
                 "SERVICE_PREDICTION_LOG_MAX_ROWS": str(logged.max_rows),
             }
@@ -136,8 +157,37 @@ class DockerTarget:
         )
 
     def log_volume(self) -> str:
-        """The named volume that holds this environment's prediction log."""
-        return f"trainyard-{self.config.project}-{self.env.name}-predictions"
+        """The named volume that holds this environment's prediction log (the port is part of its
+        identity, as of the containers': a test suite's staging never writes into yours)."""
+        return f"trainyard-{self.config.project}-{self.env.name}-{self.env.port}-predictions"
+
+    def export_log(self, dest: Path) -> Path:
+        """Copy the prediction log, and the model bundle that answered it, out of the environment:
+        ``dest/predictions.sqlite`` and ``dest/model/``. Read-only for the environment."""
+        running = [c for c in self._serving() if c.running]
+        if not running:
+            raise PredictionLogError(
+                f"nothing is deployed to {self.env.name}, so it has no prediction log to read; "
+                f"deploy it first (`nox -s deploy -- {self.env.name}`)"
+            )
+        image = running[0].image
+        for old in (dest / LOG_FILE, dest / "model"):
+            if old.is_dir():
+                shutil.rmtree(old)
+            old.unlink(missing_ok=True)
+        result = self.engine.containers.run(
+            image,
+            ["python", "-c", _EXPORT],
+            volumes={self.log_volume(): LOG_DIR},
+            copy_out={"/tmp/export": dest, BUNDLE_DIR: dest / "model"},  # noqa: S108  # nosec B108
+            timeout=600,
+        )
+        if result.ran and result.exit_code != 0:
+            raise PredictionLogError(
+                f"could not copy {self.env.name}'s prediction log out of volume {self.log_volume()}: "
+                + (result.log_tail[-1] if result.log_tail else f"exit {result.exit_code}")
+            )
+        return dest / LOG_FILE
 
     def _healthy(self, cid: str, port: int) -> bool:
         start = time.monotonic()

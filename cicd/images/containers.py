@@ -38,6 +38,16 @@ class Container:
     labels: dict[str, str]
     running: bool
     created: str = ""
+    image: str = ""  # the image's id
+
+
+def _named_volumes(volumes: Mapping[str, str] | None, mode: str) -> dict[str, dict[str, str]]:
+    """Docker's volume mounts for named volumes (name → where); host paths are refused, since the
+    engine may be remote and the host's files are never a container's business."""
+    for volume in volumes or {}:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", volume):
+            raise ValueError(f"{volume!r} is not a volume name (host paths are never mounted)")
+    return {name: {"bind": path, "mode": mode} for name, path in (volumes or {}).items()}
 
 
 class Containers(Part):
@@ -71,15 +81,20 @@ class Containers(Part):
         network: str = "none",
         user: str | None = None,
         stream: IO[str] | None = None,
+        volumes: Mapping[str, str] | None = None,
     ) -> RunResult:
         """Run to completion with logs streamed to ``stream`` (stderr): ``files`` (name → host path)
-        are copied into ``files_dest`` first, ``copy_out`` (container path → host dir) afterwards."""
+        are copied into ``files_dest`` first, ``copy_out`` (container path → host dir) afterwards.
+        ``volumes``: named volumes → where they are mounted, read-only."""
+        mounts = _named_volumes(volumes, "ro")
         shown = " ".join(command)
         if not self.writes.allow(f"run `{shown[:200]}` in {image}"):
             return RunResult(exit_code=0, ran=False)
         out = stream or sys.stderr
         tail: deque[str] = deque(maxlen=LOG_TAIL)
-        with self._created(image, command, environment=dict(env or {}), network_mode=network, user=user) as c:
+        with self._created(
+            image, command, environment=dict(env or {}), network_mode=network, user=user, volumes=mounts
+        ) as c:
             if files:
                 self._put_files(c, files_dest, files)
             with self.translated(f"starting `{shown}` in {image}"):
@@ -130,9 +145,7 @@ class Containers(Part):
         small tmpfs ``/tmp``, and memory and process limits. ``volumes``: named volumes (never host
         paths: the engine may be remote) → where they are mounted, writable.
         """
-        for volume in volumes or {}:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", volume):
-                raise ValueError(f"{volume!r} is not a volume name (host paths are never mounted)")
+        mounts = _named_volumes(volumes, "rw")
         if not self.writes.allow(f"start the service {name} from {image}"):
             return ""
         with self.translated(f"starting {name} from {image}", f"image {image} does not exist"):
@@ -149,7 +162,7 @@ class Containers(Part):
                 security_opt=["no-new-privileges:true"],
                 mem_limit=memory,
                 pids_limit=pids,
-                volumes={name: {"bind": path, "mode": "rw"} for name, path in (volumes or {}).items()},
+                volumes=mounts,
             )
         return str(container.id)
 
@@ -165,6 +178,7 @@ class Containers(Part):
                     labels=dict(c.labels),
                     running=c.status == "running",
                     created=str(c.attrs.get("Created", "")),
+                    image=str(c.attrs.get("ImageID", "")),
                 )
                 for c in found
             ]

@@ -37,6 +37,7 @@ def _four_environments(work: Path) -> dict[str, int]:
     spec = work / "cicd/pipeline.yaml"
     data = yaml.safe_load(spec.read_text())
     envs = data["environments"]
+    envs["staging"]["prediction_log"] = {"sample": 1.0, "max_rows": 100_000}
     envs["qa"] = {**envs["staging"], "tag": "QA", "promote_from": "staging"}
     envs["production"]["promote_from"] = "qa"
     data["environments"] = {name: {**envs[name], "port": ports[name]} for name in ENVIRONMENTS}
@@ -529,3 +530,49 @@ def test_a_real_prometheus_scrapes_staging_and_counts_what_was_sent(
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_drift_and_retrain_read_staging_s_prediction_log(flow: dict[str, Any], first: dict[str, Any]) -> None:
+    """Staging logs what it is asked to a volume that outlives its containers; `drift --source
+    staging` and `retrain --source staging` read that log against the model staging serves."""
+    import time
+
+    import pandas as pd
+
+    from sample_ml.monitoring.simulate import batch
+
+    on(flow, "main")
+    work, staging = flow["work"], flow["ports"]["staging"]
+    shifted = batch(pd.read_csv(work / "notebooks/dummy_data/diabetes.csv"), 300, shift=1.0, seed=7)
+    records = shifted.drop(columns="target").to_dict("records")
+    for chunk in (records[:150], records[150:]):
+        status, body = request_json(f"http://127.0.0.1:{staging}/predict", {"records": chunk})
+        assert status == 200, body
+    time.sleep(1.0)  # the service writes its log in the background, within a fraction of a second
+
+    checked = json_of(run(flow, "drift", "--source", "staging"))
+    assert checked["drifted"] and "bmi" in checked["drifted_features"], checked
+    assert checked["rows"] >= 300  # every other test's requests to staging are in the log too
+    assert (work / "artifacts/drift/staging/drift.md").is_file()
+
+    # A redeploy replaces the container; the log stays with the environment.
+    run(flow, "deploy", "staging")
+    run(flow, "acceptance", "staging")  # what the next promotion needs, as before this test
+    again = json_of(run(flow, "drift", "--source", "staging"))
+    assert again["rows"] >= checked["rows"], (again, checked)
+
+    # Retraining: drift from the log, the champion as staging serves it, labelled data to train on.
+    # The labelled data is the training data itself, so the challenger cannot beat the champion.
+    decided = json_of(run(flow, "retrain", "--source", "staging"))
+    assert decided["outcome"] == "rejected" and decided["branch"] is None, decided
+    decision = json.loads((work / "artifacts/retrain/decision.json").read_text())
+    assert decision["details"]["drift"]["drifted"] and "prediction log" in decision["details"]["drift"]["source"]
+    assert "is not at least 5% below the champion's" in decision["message"]
+
+    for args, says in [
+        (("drift", "--source", "production"), "environment production keeps no prediction log"),
+        (("drift", "--source", "nowhere"), "--source must name an environment"),
+        (("retrain", "--source", "staging", "--loader", "sql"), "do not apply to an environment's prediction log"),
+    ]:
+        refused = run(flow, *args, check=False)
+        assert refused.returncode == 2 and says in refused.stderr, (args, refused.stderr[-1500:])
