@@ -188,7 +188,7 @@ def _prediction_log(tmp_path: Path, frame: pd.DataFrame, version: str = "1.0.0")
     url = f"sqlite:///{tmp_path / f'log-{version}.sqlite'}"
     features = [c for c in frame.columns if c != "target"]
     sink = PredictionLog(url, features)
-    records = frame[features].to_dict("records")
+    records = [{str(k): v for k, v in row.items()} for row in frame[features].to_dict("records")]
     sink.record(records, [0.0] * len(records), version, "req")
     sink.close()
     return url
