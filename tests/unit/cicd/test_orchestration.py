@@ -23,6 +23,7 @@ from cicd.context import Context
 from cicd.deploy.docker_target import DockerTarget
 from cicd.errors import (
     CICDError,
+    ConfigError,
     DeployError,
     HealthCheckError,
     PromotionError,
@@ -169,7 +170,8 @@ def test_an_environment_with_a_prediction_log_gets_its_own_named_volume(health: 
     release(ctx, "0.1.0", "a" * 64)
     environments.deploy(ctx, "staging")
     started = fake_engine(ctx).containers
-    assert started.volumes == {"trainyard-sample-ml-staging-predictions": "/var/lib/predictions"}
+    port = ctx.config.environment("staging").port  # part of the name, as of the containers' identity
+    assert started.volumes == {f"trainyard-sample-ml-staging-{port}-predictions": "/var/lib/predictions"}
     assert started.env["SERVICE_PREDICTION_LOG"] == "sqlite:////var/lib/predictions/predictions.sqlite"
     assert (
         started.env["SERVICE_PREDICTION_LOG_SAMPLE"] == "0.25"
@@ -177,6 +179,43 @@ def test_an_environment_with_a_prediction_log_gets_its_own_named_volume(health: 
     )
     environments.deploy(ctx, "production", check_branch=False, release=_as_deployable("b" * 64))
     assert started.volumes == {} and "SERVICE_PREDICTION_LOG" not in started.env  # off unless asked
+
+
+@pytest.mark.parametrize(
+    ("staging", "says"),
+    [
+        ({}, "environment staging keeps no prediction log: set environments.staging.prediction_log"),
+        ({"prediction_log": PredictionLogSettings(), "target": "kubernetes"}, "target of staging keeps no log volume"),
+        ({"prediction_log": PredictionLogSettings()}, "nothing is deployed to staging"),
+    ],
+    ids=["not-enabled", "kubernetes", "not-deployed"],
+)
+def test_reading_a_prediction_log_that_is_not_there_says_what_to_do(staging: dict[str, Any], says: str) -> None:
+    from cicd.errors import PredictionLogError
+    from cicd.predictions import export
+
+    ctx = context(config(staging=staging))
+    with pytest.raises(PredictionLogError, match=says):
+        export(ctx, "staging")
+    with pytest.raises(ConfigError, match="unknown environment 'nowhere'"):
+        export(ctx, "nowhere")
+
+
+def test_source_names_an_environment_only_when_it_is_one(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    ctx = context()
+    args = argparse.Namespace(source="staging", loader=None, table=None)
+    assert cli._environment_source(ctx, args) == "staging" and args.source is None
+    for source in ("data/new.csv", "sqlite:///x.sqlite", None):
+        kept = argparse.Namespace(source=source, loader=None, table=None)
+        assert cli._environment_source(ctx, kept) is None and kept.source == source
+    with pytest.raises(ConfigError, match="do not apply to an environment's prediction log"):
+        cli._environment_source(ctx, argparse.Namespace(source="staging", loader="sql", table=None))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "staging").write_text("a file named like the environment\n")
+    with pytest.raises(ConfigError, match=r"both an environment and a path here; say \./staging"):
+        cli._environment_source(ctx, argparse.Namespace(source="staging", loader=None, table=None))
 
 
 def test_a_refused_push_restores_the_tags_and_the_previous_release(health: Any) -> None:
