@@ -184,7 +184,7 @@ class Lab:
 
         config = load_config(self.work / "cicd/pipeline.yaml", env={})
         for env_config in config.environments.values():
-            DockerTarget(config, env_config, self.engine).stop()
+            DockerTarget(config, env_config, self.engine).discard()
         self.stop_registry()
 
 

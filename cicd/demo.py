@@ -141,7 +141,7 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
         if not keep:
             config = load_config(spec, env={})
             for environment in config.environments.values():
-                DockerTarget(config, environment, engine).stop()
+                DockerTarget(config, environment, engine).discard()
         engine.close()
         repo.close()
         print(f"\nreport: {write_report(stages, base / 'report.json')}", file=sys.stderr)

@@ -249,8 +249,15 @@ class DockerTarget:
         return Live(env.name, reference, digest, version, env.url, healthy=True, detail=new)
 
     def stop(self) -> None:
+        """Stop and remove the environment's containers; its prediction log stays."""
         for c in self._serving():
             try:
                 self.engine.containers.stop(c.id)
             except ContainerError:
                 self.engine.containers.remove(c.id)
+
+    def discard(self) -> None:
+        """Take a throwaway environment down for good (demo, tests, drills): containers and log."""
+        self.stop()
+        if self.env.prediction_log is not None:
+            self.engine.containers.remove_volume(self.log_volume())

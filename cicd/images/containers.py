@@ -214,6 +214,12 @@ class Containers(Part):
             with self.translated(f"removing container {ref[:12]}"), suppress(NotFound):
                 self.client.containers.get(ref).remove(force=True)
 
+    def remove_volume(self, name: str) -> None:
+        """Remove a named volume and what it holds; nothing when it does not exist."""
+        if self.writes.allow(f"remove volume {name}"):
+            with self.translated(f"removing volume {name}"), suppress(NotFound):
+                self.client.volumes.get(name).remove(force=True)
+
     def state(self, ref: str) -> dict[str, Any]:
         """Docker's ``State`` of the container (``Running``, ``Health``...); empty when it does not exist."""
         with self.translated(f"inspecting container {ref[:12]}"):

@@ -65,7 +65,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: s
     registry.stop()
     config = load_config(work / "cicd/pipeline.yaml", env={})
     for env_config in config.environments.values():  # leave no service running behind the test
-        DockerTarget(config, env_config, engine).stop()
+        DockerTarget(config, env_config, engine).discard()
 
 
 def run(flow: dict[str, Any], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -204,6 +204,10 @@ class FakeContainers:
         if self.items.pop(ref, None) is not None:
             self.log.append(f"remove {ref}")
 
+    def remove_volume(self, name: str) -> None:
+        if self.writes.allow(f"remove volume {name}"):
+            self.log.append(f"remove volume {name}")
+
     def running(self, ref: str) -> bool:
         return ref in self.items and self.items[ref].running
 

@@ -125,7 +125,7 @@ def test_a_bad_prediction_log_setting_is_refused(tmp_path: Path, value: str, say
     text = (
         (ROOT / "cicd/pipeline.yaml")
         .read_text()
-        .replace("    tag: Staging\n", f"    tag: Staging\n    prediction_log: {value}\n", 1)
+        .replace("    prediction_log: {sample: 1.0, max_rows: 1000000}\n", f"    prediction_log: {value}\n", 1)
     )
     spec.write_text(text)
     with pytest.raises(ConfigError, match=says):

@@ -165,7 +165,12 @@ def test_deploy_runs_this_commits_release_by_digest_and_records_it(health: Any) 
 
 
 def test_an_environment_with_a_prediction_log_gets_its_own_named_volume(health: Any) -> None:
-    ctx = context(config(staging={"prediction_log": PredictionLogSettings(sample=0.25, max_rows=500)}))
+    ctx = context(
+        config(
+            staging={"prediction_log": PredictionLogSettings(sample=0.25, max_rows=500)},
+            production={"prediction_log": None},
+        )
+    )
     health(ctx)
     release(ctx, "0.1.0", "a" * 64)
     environments.deploy(ctx, "staging")
@@ -184,7 +189,10 @@ def test_an_environment_with_a_prediction_log_gets_its_own_named_volume(health: 
 @pytest.mark.parametrize(
     ("staging", "says"),
     [
-        ({}, "environment staging keeps no prediction log: set environments.staging.prediction_log"),
+        (
+            {"prediction_log": None},
+            "environment staging keeps no prediction log: set environments.staging.prediction_log",
+        ),
         ({"prediction_log": PredictionLogSettings(), "target": "kubernetes"}, "target of staging keeps no log volume"),
         ({"prediction_log": PredictionLogSettings()}, "nothing is deployed to staging"),
     ],
