@@ -1,6 +1,6 @@
 """Benchmarks: how fast, how small — ours side by side with the naive baseline, in the same run.
 
-    python -m benchmarks.run [--skip-flow] [--requests 500] [--output artifacts/benchmarks]
+    python -m benchmarks.run [--skip-flow] [--skip-load] [--requests 500] [--output artifacts/benchmarks]
     nox -s bench [-- --skip-flow]
 
 Everything runs in a throwaway copy of this repository with a bare ``origin`` (your repository,
@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=500, help="single-record requests (default 500)")
     parser.add_argument("--batches", type=int, default=30, help="1,000-record requests (default 30)")
     parser.add_argument("--skip-flow", action="store_true", help="skip the full local flow, cold and warm")
+    parser.add_argument("--skip-load", action="store_true", help="skip the load runs with wrk (benchmarks.load)")
     args = parser.parse_args(argv)
     prepare(args.output)
 
@@ -320,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     figures["sizes"] = sizes
     print("… serving latency", file=sys.stderr, flush=True)
     figures["service"] = serve_latency(warm, release_image, args.requests, args.batches, tmp)
+    if not args.skip_load:
+        from benchmarks import load
+
+        print("… load with wrk: 1, 8 and 32 clients, metrics and log off and on (about 3 minutes)", file=sys.stderr)
+        figures["load"] = load.measure(warm.engine, release_image)
 
     if not args.skip_flow:
         print("… full local flow, cold then warm (several minutes)", file=sys.stderr, flush=True)
@@ -437,6 +443,35 @@ def evaluate(f: dict[str, Any]) -> list[Row]:
         ),
         Row("throughput, 1,000-record batches", svc["http_batch_rows_per_s"], None, "rows/s", "—", None),
     ]
+    if "load" in f:
+        runs, over = f["load"]["runs"], f["load"]["overhead"]
+        for payload in ("single", "batch"):
+            for clients in (1, 8, 32):
+                on, off = (
+                    next(r for r in runs if (r["payload"], r["clients"], r["mode"]) == (payload, clients, mode))
+                    for mode in ("on", "off")
+                )
+                what = "single record" if payload == "single" else "1,000-record batch"
+                rows.append(
+                    Row(
+                        f"wrk {what}, {clients} clients (p50 {on['p50_ms']:.1f} / p99 {on['p99_ms']:.1f} ms)",
+                        on["rps"],
+                        off["rps"],
+                        "req/s",
+                        "— (baseline column: metrics and log off)",
+                        None,
+                    )
+                )
+        rows.append(
+            Row(
+                "metrics + prediction log: added single-record p50",
+                100 * over["added"],
+                None,
+                "%",
+                f"≤ 5 % ({over['p50_on_ms']:.3f} vs {over['p50_off_ms']:.3f} ms)",
+                over["added"] <= 0.05,
+            )
+        )
     if "flow_cold" in f:
         fc, fw = f["flow_cold"], f["flow_warm"]
         promote = fw["promote_seconds"] - fw["promote_health_wait"]

@@ -12,7 +12,8 @@ bounds of the training data (the bundle's summary, widened by ``SERVICE_BOUNDS_M
 its range on each side, default 1.0); a 422 names the field and the allowed range and never
 echoes the input. ``/docs`` and ``/openapi.json`` exist only with ``SERVICE_DOCS=1``;
 ``/metadata`` shows the version, commit and image digest (and the model name), the rest only
-with ``SERVICE_METADATA=full``.
+with ``SERVICE_METADATA=full``. ``/metrics`` is Prometheus (``sample_ml.service.metrics``) unless
+``SERVICE_METRICS=0``; the prediction log (``sample_ml.service.prediction_log``) is opt-in.
 """
 
 import os
@@ -159,6 +160,7 @@ def create_app(
         trained = json.loads((Path(bundle_dir) / "metadata.json").read_text())
     bounds = feature_bounds(trained, _env_number("SERVICE_BOUNDS_MARGIN", 1.0))
     docs = os.environ.get("SERVICE_DOCS") == "1"
+    measured = os.environ.get("SERVICE_METRICS", "1") != "0"
     full_metadata = os.environ.get("SERVICE_METADATA") == "full"
 
     @asynccontextmanager
@@ -184,7 +186,8 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.add_middleware(BodyLimit, limit=int(_env_number("SERVICE_MAX_BODY_BYTES", MAX_BODY_BYTES)))
-    app.add_middleware(metrics.RequestMetrics)  # outermost: a 413 is counted too
+    if measured:
+        app.add_middleware(metrics.RequestMetrics)  # outermost: a 413 is counted too
     PredictRequest = request_model(schema, bounds)
 
     @app.exception_handler(RequestValidationError)
@@ -206,9 +209,11 @@ def create_app(
             return {"status": "loading"}
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)  # Prometheus text, not part of the JSON API
-    def prometheus() -> Response:
-        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+    if measured:
+
+        @app.get("/metrics", include_in_schema=False)  # Prometheus text, not part of the JSON API
+        def prometheus() -> Response:
+            return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
@@ -247,8 +252,9 @@ def create_app(
         predictions = predict_frame(current, frame)
         if not np.isfinite(predictions).all():  # never a 500 for a number JSON cannot carry
             raise HTTPException(422, "the model gives no finite prediction for some of these records")
-        for value in predictions.tolist():
-            metrics.PREDICTIONS.observe(value)
+        if measured:
+            for value in predictions.tolist():
+                metrics.PREDICTIONS.observe(value)
         if state.get("log") is not None:
             state["log"].record(records, predictions.tolist(), service_version(), x_request_id or uuid.uuid4().hex)
         return PredictResponse(

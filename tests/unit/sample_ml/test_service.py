@@ -221,3 +221,9 @@ def test_a_sink_that_is_down_fails_no_request(
         for _ in range(3):
             assert c.post("/predict", json={"records": [_record(diabetes)]}).status_code == 200
     assert DROPPED._value.get() >= before + 1  # said in /metrics, never to the client
+
+
+def test_metrics_can_be_turned_off(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame) -> None:
+    with _app(bundle_dir, monkeypatch, SERVICE_METRICS="0") as c:
+        assert c.get("/metrics").status_code == 404
+        assert c.post("/predict", json={"records": [_record(diabetes)]}).status_code == 200

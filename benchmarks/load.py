@@ -1,0 +1,163 @@
+"""Load on the prediction service with wrk: requests/s, p50 and p99 at 1, 8 and 32 concurrent
+clients, single records and 1,000-record batches, with metrics and the prediction log on and off.
+
+    python -m benchmarks.load --image trainyard/sample-ml:0.1.0 [--seconds 8] [--rounds 5]
+
+(``nox -s bench`` runs it on the release it builds.) Both services run from the same release
+image on 127.0.0.1, side by side, and are loaded one at a time: "off" with ``SERVICE_METRICS=0``
+and no log, "on" with ``/metrics`` and the prediction log writing to a volume, as staging runs.
+The overhead figure is the median, over ``--rounds`` alternating runs, of the single-record p50
+at one client; the target is at most 5 %. wrk is Debian's (``apt-get install wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CLIENTS = (1, 8, 32)
+LOG_DIR = "/var/lib/predictions"
+TARGET_OVERHEAD = 0.05
+# wrk's Lua hooks: POST the body, and at the end one JSON line with the figures (latency in µs).
+SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\n{"requests": %%d, "duration_us": %%d, "errors": %%d, "non2xx": %%d, "p50_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk(port: int, body: str, clients: int, seconds: int, workdir: Path) -> dict[str, float]:
+    """One wrk run against ``/predict``: requests/s, p50 and p99 in ms; any failed request raises."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (Debian's package)")
+    script = workdir / f"post-{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(SCRIPT % body)
+    threads = min(clients, 2)
+    done = subprocess.run(
+        [binary, f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script),
+         f"http://127.0.0.1:{port}/predict"],
+        capture_output=True, text=True, timeout=seconds + 60, check=False,
+    )  # fmt: skip
+    script.unlink()
+    line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0 or not line.startswith("{"):
+        raise RuntimeError(f"wrk failed (exit {done.returncode}): {done.stderr[-500:] or done.stdout[-500:]}")
+    raw = json.loads(line)
+    if raw["errors"] or raw["non2xx"]:
+        raise RuntimeError(f"{raw['errors']} failed and {raw['non2xx']} non-2xx answers at {clients} clients: {raw}")
+    return {
+        "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "requests": raw["requests"],
+    }
+
+
+@contextmanager
+def services(engine: Any, image: str) -> Iterator[dict[str, int]]:
+    """The two services, "off" and "on", healthy; their ports. Removed afterwards, log volume too."""
+    from cicd.http import free_port, wait_healthy
+
+    run = uuid.uuid4().hex[:8]
+    volume = f"trainyard-bench-{run}-predictions"
+    started: list[str] = []
+    ports = {"off": free_port(), "on": free_port()}
+    settings = {
+        "off": ({"SERVICE_METRICS": "0"}, {}),
+        "on": ({"SERVICE_PREDICTION_LOG": f"sqlite:///{LOG_DIR}/predictions.sqlite"}, {volume: LOG_DIR}),
+    }
+    try:
+        for mode, (extra, volumes) in settings.items():
+            env = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(ports[mode]), **extra}
+            cid = engine.containers.start_service(image, f"trainyard-bench-{mode}-{run}", env, volumes=volumes)
+            started.append(cid)
+            if not wait_healthy(f"http://127.0.0.1:{ports[mode]}/health", 60):
+                raise RuntimeError(f"the {mode} service never became healthy: {engine.containers.logs_tail(cid)}")
+        yield ports
+    finally:
+        for cid in started:
+            engine.containers.stop(cid)
+        engine.containers.remove_volume(volume)
+
+
+def measure(engine: Any, image: str, seconds: int = 8, rounds: int = 5) -> dict[str, Any]:
+    from benchmarks.run import records
+
+    bodies = {"single": json.dumps({"records": records(1)}), "batch": json.dumps({"records": records(1000, seed=1)})}
+    figures: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="trainyard-load-") as tmp, services(engine, image) as ports:
+        work = Path(tmp)
+        for mode in ports:  # warm-up: first requests, allocations, the log's table
+            wrk(ports[mode], bodies["single"], 2, 2, work)
+        for payload, body in bodies.items():
+            for clients in CLIENTS:
+                for mode in ports:
+                    print(f"  {payload}, {clients} clients, {mode}", file=sys.stderr, flush=True)
+                    result = wrk(ports[mode], body, clients, seconds, work)
+                    figures["runs"].append({"payload": payload, "clients": clients, "mode": mode, **result})
+        p50: dict[str, list[float]] = {"off": [], "on": []}
+        for n in range(rounds):  # alternating, so drift in the machine's speed hits both alike
+            for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
+                p50[mode].append(wrk(ports[mode], bodies["single"], 1, max(3, seconds // 2), work)["p50_ms"])
+    off, on = statistics.median(p50["off"]), statistics.median(p50["on"])
+    figures["overhead"] = {"p50_off_ms": off, "p50_on_ms": on, "added": on / off - 1, "samples": p50}
+    return figures
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = ["payload | clients | mode | requests/s | p50 ms | p99 ms", "---|---|---|---|---|---"]
+    for r in figures["runs"]:
+        lines.append(
+            f"{r['payload']} | {r['clients']} | {r['mode']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f}"
+        )
+    o = figures["overhead"]
+    verdict = "ok" if o["added"] <= TARGET_OVERHEAD else "MISSED"
+    lines.append(
+        f"\nmetrics + prediction log: single-record p50 {o['p50_on_ms']:.3f} ms vs {o['p50_off_ms']:.3f} ms off "
+        f"(median of {figures['rounds']} alternating runs at 1 client): {o['added']:+.1%} "
+        f"(target ≤ {TARGET_OVERHEAD:.0%}): {verdict}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cicd.images import Engine
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="a release image (the service)")
+    parser.add_argument("--seconds", type=int, default=8, help="each wrk run (default 8)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating runs for the overhead figure (default 5)")
+    parser.add_argument("--output", type=Path, default=Path("artifacts/benchmarks/load.json"))
+    args = parser.parse_args(argv)
+    engine = Engine.from_env()
+    try:
+        figures = measure(engine, args.image, args.seconds, args.rounds)
+    finally:
+        engine.close()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(figures, indent=2) + "\n")
+    print(table(figures))
+    print(f"\nfigures in {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
