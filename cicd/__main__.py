@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         "as the champion (the challenger trains on the labelled data of the model settings)",
     )
     data.add_argument("--table", help="table for the sql loader")
+    data.add_argument(
+        "--predictions", metavar="URL", help="check drift on this prediction log (a database URL) instead"
+    )
     p = sub.add_parser("drift", help="drift check on an environment's prediction log against the model it serves")
     p.add_argument("--source", required=True, metavar="ENVIRONMENT", help="the environment whose log to check")
     p = sub.add_parser("ci", help="run the sessions of the flow's row for this branch and event")
@@ -211,7 +214,10 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
         environment = _environment_source(ctx, args)
         if args.source and Path(args.source).exists():  # the retrain step runs in the repository root
             args.source = str(Path(args.source).resolve())
-        data_args = [f"--{k}={getattr(args, k)}" for k in ("loader", "source", "table") if getattr(args, k)]
+        if args.predictions and environment:
+            raise ConfigError("--predictions and --source <environment> both name a log: give one")
+        named = ("loader", "source", "table", "predictions")
+        data_args = [f"--{k}={getattr(args, k)}" for k in named if getattr(args, k)]
         result = retrain(
             ctx, force=args.force, data_args=data_args, champion=args.model_dir, date=args.date, environment=environment
         )
