@@ -35,19 +35,36 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, dummy_csv: Path) -> Path:
     return out
 
 
-@pytest.fixture
-def server(bundle: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serve(bundle: Path, *extra: str) -> tuple[str, subprocess.Popen[str]]:
+    """``sample-ml serve`` on a free port, healthy; its base URL and process."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port)],
+        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    if not wait_healthy(f"{base}/health", timeout=30, is_alive=lambda: proc.poll() is None):
+    if not wait_healthy(f"{base}/health", timeout=60, is_alive=lambda: proc.poll() is None):
         proc.kill()
         pytest.fail(f"service did not become healthy:\n{proc.communicate()[0]}")
+    return base, proc
+
+
+def rows(dummy_csv: Path) -> list[dict[str, float]]:
+    """The dummy data's records, as a client sends them."""
+    import csv
+
+    with dummy_csv.open() as fh:
+        return [
+            {k: (int(float(v)) if k == "sex" else float(v)) for k, v in r.items() if k != "target"}
+            for r in csv.DictReader(fh)
+        ]
+
+
+@pytest.fixture
+def server(bundle: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    base, proc = serve(bundle)
     yield base, proc
     if proc.poll() is None:
         proc.kill()
@@ -124,21 +141,11 @@ def _samples(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_add_up_over_two_workers_and_sigterm_stops_them(bundle: Path, dummy_csv: Path) -> None:
-    import csv
     import urllib.request
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port),
-         "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    base, proc = serve(bundle, "--workers", "2")
     try:
-        assert wait_healthy(f"{base}/health", timeout=60, is_alive=lambda: proc.poll() is None), "never healthy"
-        with dummy_csv.open() as fh:
-            row = next(csv.DictReader(fh))
-        record = {k: (int(float(v)) if k == "sex" else float(v)) for k, v in row.items() if k != "target"}
+        record = rows(dummy_csv)[0]
         for _ in range(30):  # new connections: the two workers share them
             assert request_json(f"{base}/predict", {"records": [record, record]})[0] == 200
         assert request_json(f"{base}/predict", {"records": [{**record, "bmi": 1e308}]})[0] == 422
@@ -158,25 +165,13 @@ def test_metrics_add_up_over_two_workers_and_sigterm_stops_them(bundle: Path, du
 
 def test_sigterm_drains_requests_in_flight(bundle: Path, dummy_csv: Path) -> None:
     """Requests already being served when SIGTERM comes all finish (0 failures); then exit 0."""
-    import csv
     import time
     import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(bundle), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    base, proc = serve(bundle)
     try:
-        assert wait_healthy(f"{base}/health", timeout=60, is_alive=lambda: proc.poll() is None), "never healthy"
-        with dummy_csv.open() as fh:
-            rows = [
-                {k: (int(float(v)) if k == "sex" else float(v)) for k, v in r.items() if k != "target"}
-                for r in csv.DictReader(fh)
-            ]
-        batch = {"records": (rows * 23)[:10_000]}  # the largest batch: each takes a while to parse and score
+        batch = {"records": (rows(dummy_csv) * 23)[:10_000]}  # the largest batch: each takes a while to parse and score
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(request_json, f"{base}/predict", batch, 120) for _ in range(8)]
             deadline, in_flight = time.monotonic() + 30, 0.0
