@@ -171,6 +171,8 @@ class DockerTarget:
                 f"deploy it first (`nox -s deploy -- {self.env.name}`)"
             )
         image = running[0].image
+        if not image.startswith("sha256:"):
+            raise PredictionLogError(f"the engine did not say which image {running[0].name} runs ({image!r})")
         for old in (dest / LOG_FILE, dest / "model"):
             if old.is_dir():
                 shutil.rmtree(old)

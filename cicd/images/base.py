@@ -38,6 +38,8 @@ class Part:
             raise
         except NotFound as err:
             raise ContainerError(f"{what}: {missing or reason(err)} on {self.where}") from None
+        except APIError as err:  # the engine answered (it is also a requests error: before that)
+            raise ContainerError(f"{what}: {reason(err)}") from None
         except requests.RequestException as err:
             raise EngineUnavailableError(self.where, reason(err)) from None
         except DockerException as err:

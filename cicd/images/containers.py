@@ -178,7 +178,7 @@ class Containers(Part):
                     labels=dict(c.labels),
                     running=c.status == "running",
                     created=str(c.attrs.get("Created", "")),
-                    image=str(c.attrs.get("ImageID", "")),
+                    image=str(c.attrs.get("Image", "")),  # the full inspect: the image's id
                 )
                 for c in found
             ]

@@ -107,6 +107,7 @@ ENGINE_CASES: list[tuple[str, Callable[[Engine], Any], str]] = [
     ("containers.start", lambda e: e.containers.start(MISSING_CONTAINER), "raises"),
     ("containers.stop", lambda e: e.containers.stop(MISSING_CONTAINER), "nothing"),
     ("containers.remove", lambda e: e.containers.remove(MISSING_CONTAINER), "nothing"),
+    ("containers.remove_volume", lambda e: e.containers.remove_volume("trainyard-no-such-volume"), "nothing"),
     ("containers.state", lambda e: e.containers.state(MISSING_CONTAINER), "nothing"),
     ("containers.running", lambda e: e.containers.running(MISSING_CONTAINER), "nothing"),
     ("containers.logs_tail", lambda e: e.containers.logs_tail(MISSING_CONTAINER), "nothing"),
@@ -136,6 +137,16 @@ def test_docker_boundary_on_what_does_not_exist(
         assert str(caught.value).strip(), name
     else:
         assert call(engine) in (None, [], {}, False), name
+
+
+def test_an_engine_that_refuses_a_call_is_not_an_engine_that_is_gone(engine: Engine, base_image: str) -> None:
+    """docker's APIError is also a requests error: it must say what the engine refused, never
+    that no engine answers."""
+    from cicd.errors import ContainerError
+
+    with pytest.raises(ContainerError, match="no-such-program") as caught:
+        engine.containers.run(base_image, ["no-such-program"], timeout=30)
+    assert not isinstance(caught.value, EngineUnavailableError)
 
 
 @pytest.fixture(scope="module")
