@@ -223,7 +223,7 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
         )
         return 0, result, None
     if command == "drift":
-        from cicd.predictions import drift
+        from cicd.retrain import drift
 
         environment = _environment_source(ctx, args)
         if environment is None:

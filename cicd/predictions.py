@@ -1,36 +1,40 @@
-"""An environment's prediction log, read back: the drift check and retraining on what a deployed
-model is actually asked (``nox -s drift -- --source staging``, ``nox -s retrain -- --source production``).
+"""An environment's prediction log, read back for the drift check and retraining on what a
+deployed model is actually asked (``nox -s drift -- --source staging``,
+``nox -s retrain -- --source production``; both in :mod:`cicd.retrain`).
 
 The log lives on the environment's host, in a named volume its service writes
 (``environments.<name>.prediction_log``). Reading it never touches the service: a throwaway
-container from the serving release's own image mounts the volume read-only and makes a
-consistent SQLite backup, and the same container hands over the model bundle that answered those
-requests. Both land in ``artifacts/predictions/<environment>/`` (``predictions.sqlite``,
-``model/``), where the project's ``drift`` and ``retrain`` commands read them: the drift
-reference is the deployed model's training data, not whatever this checkout would train.
+container from the serving release's own image (no network) mounts the volume read-only and
+makes a consistent SQLite backup; the same container hands over the served model's
+``metadata.json``. Both land in ``artifacts/predictions/<environment>/``.
+
+The drift reference must be the training data of the model the environment serves. The release
+image carries no training rows (``reference.json`` stays out of it), so the champion is trained
+from this checkout, as ``retrain`` always does, and :func:`check_same_model` refuses when that is
+not the model the environment serves (other data, model or hyperparameters), saying which
+commit to check out.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cicd import proc
 from cicd.context import Context
-from cicd.errors import CommandError, PredictionLogError
+from cicd.errors import PredictionLogError
 
 log = logging.getLogger(__name__)
+METADATA = "metadata.json"
 
 
 @dataclass(frozen=True)
 class Exported:
     environment: str
     log: Path  # a SQLite copy of the log
-    bundle: Path  # the model bundle the environment serves
+    metadata: dict[str, Any]  # the served bundle's metadata.json
 
     @property
     def url(self) -> str:
@@ -38,7 +42,7 @@ class Exported:
 
 
 def export(ctx: Context, name: str) -> Exported:
-    """Copy environment ``name``'s prediction log and served model bundle into the artifacts."""
+    """Copy environment ``name``'s prediction log and its served model's metadata into the artifacts."""
     from cicd.deploy import get_target
 
     env = ctx.config.environment(name)
@@ -56,35 +60,35 @@ def export(ctx: Context, name: str) -> Exported:
         )
     dest = ctx.artifacts / "predictions" / name
     path = export_log(dest)
-    log.info("%s: prediction log copied to %s, with the model bundle that answered it", name, path)
-    return Exported(name, path, dest / "model")
-
-
-def drift(ctx: Context, name: str) -> dict[str, Any]:
-    """The project's drift check on environment ``name``'s log against the model it serves."""
-    if ctx.dry_run:
-        log.info("dry run: would copy %s's prediction log and check it for drift", name)
-        return {"environment": name, "dry_run": True}
-    exported = export(ctx, name)
-    out = ctx.artifacts / "drift" / name
-    settings = ctx.config.retrain.settings  # the thresholds (its drift section), as retraining uses them
-    cmd = [
-        sys.executable, "-m", f"{ctx.config.import_name}.run", "drift", "--config", settings,
-        "--model-dir", str(exported.bundle), "--loader", "predictions", "--source", exported.url,
-        "--output", str(out),
-    ]  # fmt: skip
     try:
-        result = proc.run(cmd, cwd=ctx.root, timeout=ctx.config.retrain.timeout, what="the drift check")
-    except CommandError as err:
-        raise PredictionLogError(f"the drift check on {name}'s log could not run: {err}") from None
-    if not result.ok:
-        raise PredictionLogError(f"the drift check on {name}'s log failed (exit {result.exit_code}); see above")
-    report = json.loads((out / "drift.json").read_text(encoding="utf-8"))
+        metadata = json.loads((dest / METADATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise PredictionLogError(f"the model {name} serves has no readable {METADATA}: {err}") from None
+    log.info("%s: prediction log copied to %s", name, path)
+    return Exported(name, path, metadata)
+
+
+def _model(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What makes two bundles the same model for the drift check: data, model, hyperparameters."""
+    data = metadata.get("data")
+    data = data if isinstance(data, dict) else {}
     return {
-        "environment": name,
-        "drifted": bool(report["drifted"]),
-        "drifted_features": [f["feature"] for f in report["features"] if f["drifted"]],
-        "rows": int(report["current_rows"]),
-        "report": str(out),
-        "log": str(exported.log),
+        "data": data.get("fingerprint"),
+        "model": metadata.get("model_name"),
+        "hyperparameters": metadata.get("hyperparameters"),
     }
+
+
+def check_same_model(exported: Exported, champion: Path, tag: str | None) -> None:
+    """Refuse when the champion trained here is not the model the environment serves."""
+    served = _model(exported.metadata)
+    here = _model(json.loads((champion / METADATA).read_text(encoding="utf-8")))
+    if served != here:
+        differ = ", ".join(k for k in served if served[k] != here[k])
+        commit = str(exported.metadata.get("git_commit") or "")[:12] or "unknown"
+        where = f"`git checkout {tag}`" if tag else f"the commit it runs ({commit})"
+        raise PredictionLogError(
+            f"{exported.environment} serves another model than this checkout trains ({differ} differ: it runs "
+            f"{served['model']} on data {str(served['data'])[:19]}…, trained from commit {commit}); the drift "
+            f"reference would be the wrong data. Run this from {where}"
+        )

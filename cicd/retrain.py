@@ -7,7 +7,10 @@ The contract with the project (``<import_name>.run``): ``train --config S --outp
 a model bundle; ``retrain --config S --model-dir DIR --output OUT [--force] [data options]``
 writes ``OUT/decision.json`` (``outcome``, ``message``, ``accepted``) and, when accepted,
 ``OUT/update/`` with the new contents of the settings file's directory. It exits non-zero only
-for bad input, and then writes nothing.
+for bad input, and then writes nothing. ``drift --config S --model-dir DIR --loader predictions
+--source URL --output OUT`` writes ``OUT/drift.json`` (``drifted``, ``current_rows``, ``features``).
+
+``drift`` and ``retrain`` with an environment read its prediction log (:mod:`cicd.predictions`).
 """
 
 from __future__ import annotations
@@ -58,6 +61,56 @@ def _branch_name(ctx: Context, date: str) -> str:
     return name
 
 
+def _champion(ctx: Context, dest: Path) -> Path:
+    """The champion: what a release of this commit serves (the same settings, data and seed)."""
+    cli = [sys.executable, "-m", f"{ctx.config.import_name}.run"]
+    _run(
+        [*cli, "train", "--config", ctx.config.retrain.settings, "--output", str(dest)],
+        ctx.root,
+        ctx.config.retrain.timeout,
+        "training the champion",
+    )
+    return dest
+
+
+def _served_champion(ctx: Context, environment: str, dest: Path) -> tuple[Path, str]:
+    """Environment's log (its URL) and a champion that is the model it serves, or a clear refusal."""
+    from cicd.predictions import check_same_model, export
+
+    exported = export(ctx, environment)
+    champion = _champion(ctx, dest)
+    check_same_model(exported, champion, ctx.config.environment(environment).tag)
+    return champion, exported.url
+
+
+def drift(ctx: Context, environment: str) -> dict[str, Any]:
+    """The project's drift check on ``environment``'s prediction log against the model it serves."""
+    if ctx.dry_run:
+        log.info("dry run: would copy %s's prediction log and check it for drift", environment)
+        return {"environment": environment, "dry_run": True}
+    out = ctx.artifacts / "drift" / environment
+    with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as tmp:
+        champion, url = _served_champion(ctx, environment, Path(tmp) / "champion")
+        _run(
+            [
+                sys.executable, "-m", f"{ctx.config.import_name}.run", "drift",
+                "--config", ctx.config.retrain.settings,  # its drift section: the thresholds retraining uses
+                "--model-dir", str(champion), "--loader", "predictions", "--source", url, "--output", str(out),
+            ],
+            ctx.root,
+            ctx.config.retrain.timeout,
+            "the drift check",
+        )  # fmt: skip
+    report = json.loads((out / "drift.json").read_text(encoding="utf-8"))
+    return {
+        "environment": environment,
+        "drifted": bool(report["drifted"]),
+        "drifted_features": [f["feature"] for f in report["features"] if f["drifted"]],
+        "rows": int(report["current_rows"]),
+        "report": str(out),
+    }
+
+
 def retrain(
     ctx: Context,
     *,
@@ -69,8 +122,8 @@ def retrain(
 ) -> dict[str, Any]:
     """Drift check and champion/challenger; on acceptance a pushed ``retrain/<date>`` branch.
 
-    ``environment``: check drift on that environment's prediction log, with the model it serves
-    as the champion (see :mod:`cicd.predictions`); the challenger still trains on labelled data.
+    ``environment``: check drift on that environment's prediction log; the champion must be the
+    model it serves (see :mod:`cicd.predictions`); the challenger still trains on labelled data.
     """
     cfg, repo = ctx.config, ctx.repo
     repo.ensure_clean()
@@ -81,25 +134,16 @@ def retrain(
             "create them (see README: Retraining) or point retrain.settings at yours"
         )
     out = ctx.artifacts / "retrain"
-    if environment is not None:
-        from cicd.predictions import export
-
-        if champion is not None:
-            raise ConfigError("--model-dir and an environment's log do not go together: the champion is what it serves")
-        exported = export(ctx, environment)
-        champion, data_args = exported.bundle, [*data_args, "--predictions", exported.url]
+    if environment is not None and champion is not None:
+        raise ConfigError("--model-dir and an environment's log do not go together: the champion is what it serves")
     cli = [sys.executable, "-m", f"{cfg.import_name}.run"]
     timeout = cfg.retrain.timeout
     with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as tmp:
-        if champion is None:
-            # The champion is what a release of this commit serves: the same settings, data and seed.
-            champion = Path(tmp) / "champion"
-            _run(
-                [*cli, "train", "--config", settings_rel, "--output", str(champion)],
-                ctx.root,
-                timeout,
-                "training the champion",
-            )
+        if environment is not None:
+            champion, url = _served_champion(ctx, environment, Path(tmp) / "champion")
+            data_args = [*data_args, "--predictions", url]
+        elif champion is None:
+            champion = _champion(ctx, Path(tmp) / "champion")
         _run(
             [
                 *cli,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import shutil
 import socket
 import time
 import uuid
@@ -40,7 +39,7 @@ Probe = Callable[[str, float, Callable[[], bool] | None], bool]
 LABEL = "io.trainyard"
 LOG_DIR = "/var/lib/predictions"  # where the service container mounts its prediction-log volume
 LOG_FILE = "predictions.sqlite"
-BUNDLE_DIR = "/opt/model"  # the model bundle in the release image (cicd/release/docker/Dockerfile)
+METADATA = "/opt/model/metadata.json"  # the served bundle's (cicd/release/docker/Dockerfile)
 # Run in the serving release's own image, the log's volume mounted read-only: SQLite's online
 # backup gives a consistent copy while the service goes on writing.
 _EXPORT = f"""
@@ -162,8 +161,8 @@ class DockerTarget:
         return f"trainyard-{self.config.project}-{self.env.name}-{self.env.port}-predictions"
 
     def export_log(self, dest: Path) -> Path:
-        """Copy the prediction log, and the model bundle that answered it, out of the environment:
-        ``dest/predictions.sqlite`` and ``dest/model/``. Read-only for the environment."""
+        """Copy the prediction log, and the metadata of the model that answered it, out of the
+        environment: ``dest/predictions.sqlite`` and ``dest/metadata.json``. Read-only for it."""
         running = [c for c in self._serving() if c.running]
         if not running:
             raise PredictionLogError(
@@ -173,15 +172,13 @@ class DockerTarget:
         image = running[0].image
         if not image.startswith("sha256:"):
             raise PredictionLogError(f"the engine did not say which image {running[0].name} runs ({image!r})")
-        for old in (dest / LOG_FILE, dest / "model"):
-            if old.is_dir():
-                shutil.rmtree(old)
+        for old in (dest / LOG_FILE, dest / Path(METADATA).name):
             old.unlink(missing_ok=True)
         result = self.engine.containers.run(
             image,
             ["python", "-c", _EXPORT],
             volumes={self.log_volume(): LOG_DIR},
-            copy_out={"/tmp/export": dest, BUNDLE_DIR: dest / "model"},  # noqa: S108  # nosec B108
+            copy_out={"/tmp/export": dest, METADATA: dest},  # noqa: S108  # nosec B108
             timeout=600,
         )
         if result.ran and result.exit_code != 0:

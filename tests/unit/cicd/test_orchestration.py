@@ -209,6 +209,22 @@ def test_reading_a_prediction_log_that_is_not_there_says_what_to_do(staging: dic
         export(ctx, "nowhere")
 
 
+def test_the_drift_reference_must_be_the_model_the_environment_serves(tmp_path: Any) -> None:
+    from cicd.errors import PredictionLogError
+    from cicd.predictions import Exported, check_same_model
+
+    served = {"model_name": "gbr", "hyperparameters": {"n": 1}, "data": {"fingerprint": "sha256:" + "a" * 64},
+              "git_commit": "c" * 40}  # fmt: skip
+    (tmp_path / "metadata.json").write_text(json.dumps(served | {"git_commit": "d" * 40, "trained_at": "now"}))
+    exported = Exported("production", tmp_path / "log.sqlite", served)
+    check_same_model(exported, tmp_path, "Production")  # another commit, the same model: fine
+    (tmp_path / "metadata.json").write_text(json.dumps(served | {"data": {"fingerprint": "sha256:" + "b" * 64}}))
+    with pytest.raises(
+        PredictionLogError, match=r"\(data differ: it runs gbr .* Run this from `git checkout Production`"
+    ):
+        check_same_model(exported, tmp_path, "Production")
+
+
 def test_source_names_an_environment_only_when_it_is_one(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
