@@ -570,7 +570,7 @@ def test_drift_and_retrain_read_staging_s_prediction_log(flow: dict[str, Any], f
     assert "is not at least 5% below the champion's" in decision["message"]
 
     for args, says in [
-        (("drift", "--source", "production"), "environment production keeps no prediction log"),
+        (("drift", "--source", "integration"), "environment integration keeps no prediction log"),
         (("drift", "--source", "nowhere"), "--source must name an environment"),
         (("retrain", "--source", "staging", "--loader", "sql"), "do not apply to an environment's prediction log"),
     ]:
