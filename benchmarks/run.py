@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_load:
         from benchmarks import load
 
-        print("… load with wrk: 1, 8 and 32 clients, metrics and log off and on (about 3 minutes)", file=sys.stderr)
+        print("… load with wrk: 1, 8 and 32 clients, metrics and log off and on (about 4 minutes)", file=sys.stderr)
         figures["load"] = load.measure(warm.engine, release_image)
 
     if not args.skip_flow:
@@ -468,7 +468,7 @@ def evaluate(f: dict[str, Any]) -> list[Row]:
                 100 * over["added"],
                 None,
                 "%",
-                f"≤ 5 % ({over['p50_on_ms']:.3f} vs {over['p50_off_ms']:.3f} ms)",
+                f"≤ 5 % ({over['p50_on_ms']:.3f} vs {over['p50_off_ms']:.3f} ms; A/A {over['noise']:.1%})",
                 over["added"] <= 0.05,
             )
         )

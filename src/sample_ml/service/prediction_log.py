@@ -1,6 +1,6 @@
 """The prediction log: what the deployed model was asked and what it answered, for drift checks.
 
-Opt-in: ``SERVICE_PREDICTION_LOG`` names a SQLAlchemy URL (``sqlite:////var/lib/predictions/log.sqlite``
+Opt-in: ``SERVICE_PREDICTION_LOG`` names a SQLAlchemy URL (``sqlite:////var/lib/predictions/predictions.sqlite``
 on a volume that outlives the container, or any database). Each logged row holds one record's
 features, its prediction, the model version, the request id and the time (UTC). Nothing else:
 no client address, no headers.
@@ -8,18 +8,18 @@ no client address, no headers.
 - ``SERVICE_PREDICTION_LOG_SAMPLE`` (0 to 1, default 1): the share of requests logged;
 - ``SERVICE_PREDICTION_LOG_MAX_ROWS`` (default 1,000,000): the newest rows kept, older ones deleted.
 
-Writing never slows a request down or fails it: requests put rows on a bounded queue and a
-background thread writes them in batches. When the queue is full or the database is down, the
-rows are dropped and counted (``prediction_log_dropped_total``), and the service keeps serving.
+Writing never fails a request and costs it an append: a request hands its records and predictions
+to a bounded queue (``QUEUE_ROWS`` rows), and a background thread turns them into rows and writes
+them about once a second, in batches. When the queue is full or the database is down, the rows
+are dropped and counted (``prediction_log_dropped_total``), and the service keeps serving.
 
 The drift check reads the log back with the ``predictions`` data loader.
 """
 
 import os
-import queue
 import random
 import threading
-import time
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,8 +31,9 @@ from sample_ml.data_loaders.prediction_log import TABLE
 
 LOGGED = Counter("prediction_log_rows", "Prediction rows written to the prediction log")
 DROPPED = Counter("prediction_log_dropped", "Prediction rows dropped (queue full or sink down)")
-QUEUE_ROWS = 100_000  # rows waiting at most; beyond, new rows are dropped
-BATCH = 1_000
+QUEUE_ROWS = 100_000  # rows waiting at most; beyond, a request's rows are dropped
+BATCH = 1_000  # rows a transaction at most
+FLUSH_SECONDS = 1.0  # how often the writer wakes up: a row reaches the database within about this
 
 
 def _number(name: str, default: float, lo: float, hi: float) -> float:
@@ -51,7 +52,10 @@ class PredictionLog:
 
     def __init__(self, url: str, features: Sequence[str], sample: float = 1.0, max_rows: int = 1_000_000) -> None:
         self.url, self.features, self.sample, self.max_rows = url, list(features), sample, max_rows
-        self.rows: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=QUEUE_ROWS)
+        # One entry a request, turned into rows by the writer: a request pays for an append only.
+        self.pending: deque[tuple[str, str, str, Sequence[dict[str, Any]], Sequence[float]]] = deque()
+        self.queued = 0  # rows waiting, at most QUEUE_ROWS
+        self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.engine = sa.create_engine(url)
         columns = [sa.Column(name, sa.Float) for name in self.features]
@@ -80,45 +84,56 @@ class PredictionLog:
     def record(
         self, records: Sequence[dict[str, Any]], predictions: Sequence[float], version: str, request_id: str
     ) -> None:
-        """Queue the rows of one request (if sampled); never blocks, never raises."""
+        """Queue the rows of one request (if sampled); never blocks, never raises. The request
+        hands over ``records`` and ``predictions`` and must not change them afterwards."""
         if self.sample < 1.0 and random.random() >= self.sample:  # noqa: S311 - sampling, not security
             return
+        with self.lock:
+            if self.queued + len(records) > QUEUE_ROWS:
+                DROPPED.inc(len(records))
+                return
+            self.queued += len(records)
         when = datetime.now(UTC).isoformat(timespec="microseconds")
-        for features, prediction in zip(records, predictions, strict=True):
-            row = {
-                "time": when, "request_id": request_id, "version": version, "prediction": float(prediction),
-                **{name: float(features[name]) for name in self.features},
-            }  # fmt: skip
-            try:
-                self.rows.put_nowait(row)
-            except queue.Full:
-                DROPPED.inc()
+        self.pending.append((when, request_id, version, records, predictions))
 
     def _write_forever(self) -> None:
+        # Wake once every FLUSH_SECONDS (or at close), never per request: the database sees one
+        # transaction a second, and the rows are built here, off the request's path.
         created = False
-        while not (self.stopping.is_set() and self.rows.empty()):
-            try:
-                batch = [self.rows.get(timeout=0.2)]
-            except queue.Empty:
-                continue
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self.rows.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                with self.engine.begin() as conn:
-                    if not created:
-                        self.table.metadata.create_all(conn)
-                        created = True
-                    conn.execute(sa.insert(self.table), batch)
-                    newest = conn.execute(sa.select(sa.func.max(self.table.c.id))).scalar_one()
-                    if newest is not None and newest > self.max_rows:
-                        conn.execute(sa.delete(self.table).where(self.table.c.id <= newest - self.max_rows))
-                LOGGED.inc(len(batch))
-            except sa.exc.SQLAlchemyError:
-                DROPPED.inc(len(batch))
-                time.sleep(1.0)  # the sink is down: do not spin
+        while True:
+            stopping = self.stopping.wait(FLUSH_SECONDS)
+            batch: list[dict[str, Any]] = []
+            while self.pending:
+                when, request_id, version, records, predictions = self.pending.popleft()
+                with self.lock:
+                    self.queued -= len(records)
+                for features, prediction in zip(records, predictions, strict=True):
+                    batch.append({
+                        "time": when, "request_id": request_id, "version": version, "prediction": float(prediction),
+                        **{name: float(features[name]) for name in self.features},
+                    })  # fmt: skip
+                if len(batch) >= BATCH:
+                    created, batch = self._write(batch, created), []
+            if batch:
+                created = self._write(batch, created)
+            if stopping:
+                return
+
+    def _write(self, batch: list[dict[str, Any]], created: bool) -> bool:
+        """Write one batch (and trim the table); rows that cannot be written are counted as dropped."""
+        try:
+            with self.engine.begin() as conn:
+                if not created:
+                    self.table.metadata.create_all(conn)
+                    created = True
+                conn.execute(sa.insert(self.table), batch)
+                newest = conn.execute(sa.select(sa.func.max(self.table.c.id))).scalar_one()
+                if newest is not None and newest > self.max_rows:
+                    conn.execute(sa.delete(self.table).where(self.table.c.id <= newest - self.max_rows))
+            LOGGED.inc(len(batch))
+        except sa.exc.SQLAlchemyError:
+            DROPPED.inc(len(batch))
+        return created
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (up to ``timeout`` seconds), then stop."""
