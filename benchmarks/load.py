@@ -27,6 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import prepare
+from cicd.errors import CICDError, run_cli
+
 CLIENTS = (1, 8, 32)
 LOG_DIR = "/var/lib/predictions"
 TARGET_OVERHEAD = 0.05
@@ -49,7 +52,7 @@ def wrk(port: int, body: str, clients: int, seconds: int, workdir: Path) -> dict
     """One wrk run against ``/predict``: requests/s, p50 and p99 in ms; any failed request raises."""
     binary = shutil.which("wrk")
     if binary is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk (Debian's package)")
+        raise CICDError("wrk is not installed: apt-get install wrk (Debian's package)")
     script = workdir / f"post-{uuid.uuid4().hex[:8]}.lua"
     script.write_text(SCRIPT % body)
     threads = min(clients, 2)
@@ -90,7 +93,8 @@ def services(engine: Any, image: str) -> Iterator[dict[str, int]]:
     try:
         for mode, (extra, volumes) in settings.items():
             env = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(ports[mode]), **extra}
-            cid = engine.containers.start_service(image, f"trainyard-bench-{mode}-{run}", env, volumes=volumes)
+            name = f"trainyard-bench-{mode.replace(' ', '-')}-{run}"
+            cid = engine.containers.start_service(image, name, env, volumes=volumes)
             started.append(cid)
             if not wait_healthy(f"http://127.0.0.1:{ports[mode]}/health", 60):
                 raise RuntimeError(f"the {mode} service never became healthy: {engine.containers.logs_tail(cid)}")
@@ -152,25 +156,26 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cicd.images import Engine
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="a release image (the service)")
     parser.add_argument("--seconds", type=int, default=8, help="each wrk run (default 8)")
     parser.add_argument("--rounds", type=int, default=9, help="rounds for the overhead figure (default 9)")
-    parser.add_argument("--output", type=Path, default=Path("artifacts/benchmarks/load.json"))
+    parser.add_argument("--output", type=Path, default=Path("artifacts/benchmarks"), help="where load.json goes")
     args = parser.parse_args(argv)
-    engine = Engine.from_env()
+    engine = prepare(args.output)
     try:
+        if shutil.which("wrk") is None:
+            raise CICDError("wrk is not installed: apt-get install wrk (Debian's package)")
+        if not engine.images.exists(args.image):
+            raise CICDError(f"image {args.image} does not exist here; build a release (nox -s release) first")
         figures = measure(engine, args.image, args.seconds, args.rounds)
     finally:
         engine.close()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(figures, indent=2) + "\n")
+    (args.output / "load.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(table(figures))
-    print(f"\nfigures in {args.output}")
+    print(f"\nfigures in {args.output / 'load.json'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_cli(main))
