@@ -253,10 +253,9 @@ def create_app(
         if not np.isfinite(predictions).all():  # never a 500 for a number JSON cannot carry
             raise HTTPException(422, "the model gives no finite prediction for some of these records")
         if measured:
-            for value in predictions.tolist():
-                metrics.PREDICTIONS.observe(value)
+            metrics.observe_predictions(predictions)
         if state.get("log") is not None:
-            state["log"].record(records, predictions.tolist(), service_version(), x_request_id or uuid.uuid4().hex)
+            state["log"].record(frame.to_numpy(), predictions, service_version(), x_request_id or uuid.uuid4().hex)
         return PredictResponse(
             predictions=predictions.tolist(),
             model_name=current.metadata["model_name"],

@@ -16,6 +16,7 @@ import os
 import time
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -46,6 +47,21 @@ MODEL_INFO = Gauge(
     "model_info", "The model being served (1)", ["model_name", "version", "digest", "commit"], multiprocess_mode="max"
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def observe_predictions(values: np.ndarray) -> None:
+    """A request's predictions into the histogram: one increment a bucket, not one a value (a
+    1,000-record batch took 6 ms value by value). The same counts as ``observe`` on each value:
+    a value goes to the first bucket whose upper bound is at least the value."""
+    bounds, buckets, total = (getattr(PREDICTIONS, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None:  # another prometheus-client: the public way
+        for value in values.tolist():
+            PREDICTIONS.observe(value)
+        return
+    counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds))
+    for i in np.flatnonzero(counts):
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(values.sum()))
 
 
 def exposition() -> bytes:

@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -188,8 +189,7 @@ def _prediction_log(tmp_path: Path, frame: pd.DataFrame, version: str = "1.0.0")
     url = f"sqlite:///{tmp_path / f'log-{version}.sqlite'}"
     features = [c for c in frame.columns if c != "target"]
     sink = PredictionLog(url, features)
-    records = [{str(k): v for k, v in row.items()} for row in frame[features].to_dict("records")]
-    sink.record(records, [0.0] * len(records), version, "req")
+    sink.record(frame[features].to_numpy("float64"), np.zeros(len(frame)), version, "req")
     sink.close()
     return url
 

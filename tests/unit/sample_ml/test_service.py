@@ -227,3 +227,25 @@ def test_metrics_can_be_turned_off(bundle_dir: Path, monkeypatch: pytest.MonkeyP
     with _app(bundle_dir, monkeypatch, SERVICE_METRICS="0") as c:
         assert c.get("/metrics").status_code == 404
         assert c.post("/predict", json={"records": [_record(diabetes)]}).status_code == 200
+
+
+def test_predictions_go_into_the_histogram_as_observe_would_put_them() -> None:
+    import numpy as np
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from sample_ml.service import metrics
+
+    values = np.array([-5.0, 0.0, 24.9, 25.0, 25.1, 399.0, 400.0, 1e6, 37.5, 37.5])
+
+    def buckets(histogram: Any) -> dict[str, float]:
+        return {
+            str(s.labels.get("le")): s.value for m in histogram.collect() for s in m.samples if "le" in s.labels
+        } | {"sum": next(s.value for m in histogram.collect() for s in m.samples if s.name.endswith("_sum"))}
+
+    one_by_one = Histogram("check", "x", buckets=metrics.PREDICTIONS._upper_bounds[:-1], registry=CollectorRegistry())
+    for value in values:
+        one_by_one.observe(float(value))
+    before = buckets(metrics.PREDICTIONS)
+    metrics.observe_predictions(values)
+    after = buckets(metrics.PREDICTIONS)
+    assert {k: after[k] - before[k] for k in after} == pytest.approx(buckets(one_by_one))
