@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--loader", help="csv or sql")
     data.add_argument(
         "--source",
-        help="CSV path, SQLAlchemy URL, or an environment: its prediction log for the drift check, its model "
-        "as the champion (the challenger trains on the labelled data of the model settings)",
+        help="CSV path, SQLAlchemy URL, or an environment: the drift check reads its prediction log (run this from "
+        "the commit it serves); the challenger trains on the labelled data of the model settings",
     )
     data.add_argument("--table", help="table for the sql loader")
     data.add_argument(
@@ -232,8 +232,6 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
                 "for a file or a database, run the project's own drift command (`sample-ml drift --help`)"
             )
         report = drift(ctx, environment)
-        if report.get("dry_run"):
-            return 0, report, None
         verdict = "DRIFT" if report["drifted"] else "no drift"
         features = ", ".join(report["drifted_features"]) or "none"
         human = f"{environment}: {verdict} in {report['rows']} logged rows (drifted: {features}); {report['report']}"

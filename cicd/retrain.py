@@ -84,10 +84,8 @@ def _served_champion(ctx: Context, environment: str, dest: Path) -> tuple[Path, 
 
 
 def drift(ctx: Context, environment: str) -> dict[str, Any]:
-    """The project's drift check on ``environment``'s prediction log against the model it serves."""
-    if ctx.dry_run:
-        log.info("dry run: would copy %s's prediction log and check it for drift", environment)
-        return {"environment": environment, "dry_run": True}
+    """The project's drift check on ``environment``'s prediction log against the model it serves.
+    It only reads the environment and writes its report into the artifacts, dry run or not."""
     out = ctx.artifacts / "drift" / environment
     with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as tmp:
         champion, url = _served_champion(ctx, environment, Path(tmp) / "champion")

@@ -180,8 +180,9 @@ class DockerTarget:
             volumes={self.log_volume(): LOG_DIR},
             copy_out={"/tmp/export": dest, METADATA: dest},  # noqa: S108  # nosec B108
             timeout=600,
+            reads_only=True,
         )
-        if result.ran and result.exit_code != 0:
+        if result.exit_code != 0:
             raise PredictionLogError(
                 f"could not copy {self.env.name}'s prediction log out of volume {self.log_volume()}: "
                 + (result.log_tail[-1] if result.log_tail else f"exit {result.exit_code}")

@@ -82,13 +82,15 @@ class Containers(Part):
         user: str | None = None,
         stream: IO[str] | None = None,
         volumes: Mapping[str, str] | None = None,
+        reads_only: bool = False,
     ) -> RunResult:
         """Run to completion with logs streamed to ``stream`` (stderr): ``files`` (name → host path)
         are copied into ``files_dest`` first, ``copy_out`` (container path → host dir) afterwards.
-        ``volumes``: named volumes → where they are mounted, read-only."""
+        ``volumes``: named volumes → where they are mounted, read-only. ``reads_only``: the command
+        changes nothing outside its own throwaway container, so it runs in a dry run too."""
         mounts = _named_volumes(volumes, "ro")
         shown = " ".join(command)
-        if not self.writes.allow(f"run `{shown[:200]}` in {image}"):
+        if not reads_only and not self.writes.allow(f"run `{shown[:200]}` in {image}"):
             return RunResult(exit_code=0, ran=False)
         out = stream or sys.stderr
         tail: deque[str] = deque(maxlen=LOG_TAIL)
