@@ -1,14 +1,16 @@
 """Load on the prediction service with wrk: requests/s, p50 and p99 at 1, 8 and 32 concurrent
 clients, single records and 1,000-record batches, with metrics and the prediction log on and off.
 
-    python -m benchmarks.load --image trainyard/sample-ml:0.1.0 [--seconds 8] [--rounds 9]
+    python -m benchmarks.load --image trainyard/sample-ml:0.1.0 [--seconds 8] [--rounds 25]
 
 (``nox -s bench`` runs it on the release it builds.) Both services run from the same release
 image on 127.0.0.1, side by side, and are loaded one at a time: "off" with ``SERVICE_METRICS=0``
 and no log, "on" with ``/metrics`` and the prediction log writing to a volume, as staging runs.
-The overhead figure is the median, over ``--rounds`` rounds, of each round's ratio of the "on"
-single-record p50 at one client to the "off" one; the target is at most 5 %. A third service, the
-same as "off", runs in every round too: how far it lands from "off" is the measurement's noise.
+The overhead figure is the median, over ``--rounds`` short rounds (2 s a service: this machine's
+speed drifts by tens of percent within a minute, so many short pairs beat a few long ones), of
+each round's ratio of the "on" single-record p50 at one client to the "off" one; the target is
+at most 5 %. A third service, the same as "off", runs in every round too: how far it lands from
+"off" is the measurement's noise.
 wrk is Debian's (``apt-get install wrk``).
 """
 
@@ -105,7 +107,7 @@ def services(engine: Any, image: str) -> Iterator[dict[str, int]]:
         engine.containers.remove_volume(volume)
 
 
-def measure(engine: Any, image: str, seconds: int = 8, rounds: int = 9) -> dict[str, Any]:
+def measure(engine: Any, image: str, seconds: int = 8, rounds: int = 25) -> dict[str, Any]:
     from benchmarks.run import records
 
     bodies = {"single": json.dumps({"records": records(1)}), "batch": json.dumps({"records": records(1000, seed=1)})}
@@ -125,7 +127,7 @@ def measure(engine: Any, image: str, seconds: int = 8, rounds: int = 9) -> dict[
         order = list(ports)
         for n in range(rounds):  # rotated, so drift in the machine's speed hits each alike
             for mode in order[n % 3 :] + order[: n % 3]:
-                p50[mode].append(wrk(ports[mode], bodies["single"], 1, max(3, seconds // 2), work)["p50_ms"])
+                p50[mode].append(wrk(ports[mode], bodies["single"], 1, 2, work)["p50_ms"])
     # Paired by round: the ratio of each round's "on" to its "off", then the median of those.
     added = statistics.median(on / off - 1 for on, off in zip(p50["on"], p50["off"], strict=True))
     noise = statistics.median(abs(again / off - 1) for again, off in zip(p50["off again"], p50["off"], strict=True))
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="a release image (the service)")
     parser.add_argument("--seconds", type=int, default=8, help="each wrk run (default 8)")
-    parser.add_argument("--rounds", type=int, default=9, help="rounds for the overhead figure (default 9)")
+    parser.add_argument("--rounds", type=int, default=25, help="2-second rounds for the overhead figure (default 25)")
     parser.add_argument("--output", type=Path, default=Path("artifacts/benchmarks"), help="where load.json goes")
     args = parser.parse_args(argv)
     engine = prepare(args.output)
