@@ -1,3 +1,5 @@
+"""The ``predictions`` loader: a deployed service's prediction log, read back for the drift check."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -7,7 +9,6 @@ from sample_ml.errors import DataSourceError
 from sample_ml.schema import DIABETES, Schema
 
 TABLE = "predictions"  # the table the service's prediction log writes (sample_ml.service.prediction_log)
-LOG_COLUMNS = ("id", "time", "request_id", "version", "prediction")  # besides one column per feature
 
 
 class PredictionLogLoader(SQLDataLoader):
