@@ -26,7 +26,7 @@ from typing import Any
 
 import semver
 
-from cicd import proc, versioning
+from cicd import proc, results, versioning
 from cicd.cache import CACHE
 from cicd.context import Context
 from cicd.errors import CICDError, GateError, ReleaseNotFoundError, TestsFailedError, VersionError
@@ -213,7 +213,9 @@ def _build_image_ref(ctx: Context, built: str | None = None) -> tuple[str, str]:
     return tag, built
 
 
-def _passed(ctx: Context, stage: str, commit_tag: str, subject: str, *, version: str = "", push: bool = False) -> None:
+def _passed(
+    ctx: Context, stage: str, commit_tag: str, subject: str, *, version: str = "", push: bool = False, key: str = ""
+) -> None:
     """Vouch for this commit with a signed check record: the merge gate reads it. ``commit_tag`` is
     :meth:`Context.commit_tag` as the stage already had it: a dirty tree vouches for nothing. Where
     nothing can sign (a CI job given no key, by design), the pass is said and not recorded."""
@@ -231,7 +233,7 @@ def _passed(ctx: Context, stage: str, commit_tag: str, subject: str, *, version:
     when = datetime.now(UTC)
     head = repo.head()
     record = CheckRecord(
-        stage=stage, commit=head, subject=subject, time=timestamp(when), version=version,
+        stage=stage, commit=head, subject=subject, time=timestamp(when), version=version, key=key,
         tag=CheckRecord.tag_name(stage, head, when),
     )  # fmt: skip
     repo.create_tag(record.tag, record.to_message())
@@ -256,16 +258,26 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
         "--cov-report=term",
         *(pytest_args or []),
     ]
+    content_key = results.key("unit", {"image": image_id, "command": cmd})
+    commit_tag = image.rsplit(":", 1)[-1]  # the build image is tagged with the commit tag
+    earlier = results.reusable(ctx, "unit", content_key)
+    if earlier is not None:
+        log.info("unit: passed for %s… at %s, reused", content_key[:19], earlier.time)
+        _passed(ctx, "unit", commit_tag, image_id, key=content_key)  # this commit's own record for the gate
+        return {"image": image, "ran": False, "passed": True, "reused": earlier.tag, "key": content_key}
     if not ctx.dry_run:
         shutil.rmtree(reports, ignore_errors=True)
     result = ctx.engine.containers.run(image_id, cmd, timeout=ctx.config.test_timeout, copy_out={IN_REPORTS: reports})
     if not result.ran:
-        return {"image": image, "ran": False}
+        return {"image": image, "ran": False, "key": content_key}
     if result.exit_code != 0:
         raise TestsFailedError(f"unit tests in {image}", result.exit_code, str(reports))
-    _passed(ctx, "unit", image.rsplit(":", 1)[-1], image_id)  # the build image is tagged with the commit tag
+    _passed(ctx, "unit", commit_tag, image_id, key=content_key)
     log.info("unit tests passed in %s; reports in %s", image, reports)
-    return {"image": image, "reports": str(reports), "ran": True, "passed": True, "tail": result.log_tail[-3:]}
+    return {
+        "image": image, "reports": str(reports), "ran": True, "passed": True, "tail": result.log_tail[-3:],
+        "key": content_key,
+    }  # fmt: skip
 
 
 def lint(ctx: Context) -> dict[str, Any]:

@@ -225,6 +225,7 @@ class CheckRecord(Record):
     subject: str  # what was tested: the build image id (unit), the release digest (integration)
     time: str
     version: str = ""
+    key: str = ""  # the content key of the stage's inputs (cicd.results); a pass with it may be reused
 
     @classmethod
     def tag_name(cls, stage: str, commit: str, when: datetime) -> str:

@@ -20,6 +20,7 @@ from cicd.errors import ContainerError, DirtyTreeError, GitError, PushError
 from cicd.gitops import Repo, TagInfo
 from cicd.http import free_port
 from cicd.images import Container, Engine
+from cicd.images.containers import RunResult
 from cicd.writes import Writes
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -157,6 +158,14 @@ class FakeContainers:
     log: list[str] = field(default_factory=list)
     ids: Any = field(default_factory=lambda: itertools.count(1))
     limits: dict[str, tuple[str, int]] = field(default_factory=dict)
+    runs: list[list[str]] = field(default_factory=list)  # the commands run to completion
+    exit_code: int = 0  # what the next ones exit with
+
+    def run(self, image: str, command: Sequence[str], **kwargs: Any) -> RunResult:
+        if not self.writes.allow(f"run `{' '.join(command)[:200]}` in {image}"):
+            return RunResult(exit_code=0, ran=False)
+        self.runs.append([image, *command])
+        return RunResult(exit_code=self.exit_code)
 
     def start_service(
         self,

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 
 from cicd import __main__ as cli
-from cicd import environments, flow
+from cicd import environments, flow, results
 from cicd.config import PredictionLogSettings
 from cicd.context import Context
 from cicd.deploy.docker_target import DockerTarget
@@ -112,6 +112,49 @@ def check(ctx: Context, stage: str, commit: str, minutes: int = 0) -> str:
     )  # fmt: skip
     fake_repo(ctx).tags_[record.tag] = repo_tag(record.tag, commit, record.to_message())
     return record.tag
+
+
+# --- stage results keyed by content (cicd.results) ----------------------------------------------
+def test_unit_reuses_a_verified_pass_of_the_same_inputs_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = context()
+    monkeypatch.setattr(flow, "_build_image_ref", lambda _: ("trainyard/x-build:" + "a" * 12, "sha256:" + "1" * 64))
+    runs = fake_engine(ctx).containers.runs
+    first = flow.unit(ctx, [])
+    assert first["ran"] and first["key"].startswith("sha256:") and len(runs) == 1
+    again = flow.unit(ctx, [])
+    assert again["reused"] and again["key"] == first["key"] and len(runs) == 1  # nothing ran
+    assert flow.unit(ctx, ["-k", "other"])["ran"] and len(runs) == 2  # other arguments: another key
+
+    ctx.env[results.NO_CACHE] = "1"
+    assert flow.unit(ctx, [])["ran"] and len(runs) == 3  # reuse turned off
+    del ctx.env[results.NO_CACHE]
+
+    fake_engine(ctx).containers.exit_code = 1  # a failure is never recorded, so never reused
+    with pytest.raises(CICDError):
+        flow.unit(ctx, ["-k", "failing"])
+    with pytest.raises(CICDError):
+        flow.unit(ctx, ["-k", "failing"])
+    assert len(runs) == 5
+
+    fake_engine(ctx).containers.exit_code = 0
+    fake_repo(ctx).forged = {t for t in fake_repo(ctx).tags_ if t.startswith("checked/unit/")}
+    with pytest.raises(RecordTrustError):  # a stored pass that does not verify stops the stage
+        flow.unit(ctx, [])
+    assert len(runs) == 5
+
+
+def test_a_content_key_covers_every_input_and_nothing_else(tmp_path: Any) -> None:
+    base = results.key("unit", {"image": "sha256:1", "command": ["pytest", "-q"]})
+    assert base == results.key("unit", {"command": ["pytest", "-q"], "image": "sha256:1"})  # order: no matter
+    assert len({base, results.key("lint", {"image": "sha256:1", "command": ["pytest", "-q"]}),
+                results.key("unit", {"image": "sha256:2", "command": ["pytest", "-q"]}),
+                results.key("unit", {"image": "sha256:1", "command": ["pytest", "-x"]})}) == 4  # fmt: skip
+    (tmp_path / "a.py").write_text("one\n")
+    (tmp_path / "b.py").write_text("two\n")
+    digest = results.files_digest(tmp_path, ["b.py", "a.py"])
+    assert digest == results.files_digest(tmp_path, ["a.py", "b.py"])
+    (tmp_path / "b.py").write_text("two, changed\n")
+    assert results.files_digest(tmp_path, ["a.py", "b.py"]) != digest
 
 
 def test_a_feature_branch_merges_into_develop_only_with_a_passing_unit_check() -> None:
