@@ -485,6 +485,17 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         log.warning("[dry-run] no release of this commit yet: would test the one `nox -s release` makes")
         return {"ran": False}
     cfg = ctx.config
+    content_key = results.key(
+        "integration",
+        {"digest": record.digest, "inputs": results.tracked_digest(ctx, results.INTEGRATION_INPUTS),
+         "arguments": list(pytest_args or [])},
+    )  # fmt: skip
+    earlier = results.reusable(ctx, "integration", content_key)
+    if earlier is not None:
+        log.info("integration: passed for %s… at %s, reused", content_key[:19], earlier.time)
+        _passed(ctx, "integration", ctx.commit_tag(), record.digest, version=record.version, push=True, key=content_key)
+        return {"version": record.version, "reference": record.reference, "ran": False, "passed": True,
+                "reused": earlier.tag, "key": content_key}  # fmt: skip
     image = record.image
     if cfg.registry is not None and "@" in record.reference:
         reference = cfg.registry.checked_reference(record.reference, cfg.images.release)
@@ -492,7 +503,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         if not ctx.dry_run and image != record.image:
             log.info("note: pulled image id %s differs from the built one %s", image[:19], record.image[:19])
     if not ctx.writes.allow(f"run tests/integration/release_image against {record.reference}"):
-        return {"version": record.version, "reference": record.reference, "ran": False}
+        return {"version": record.version, "reference": record.reference, "ran": False, "key": content_key}
     reports = ctx.artifacts / "reports" / "integration"
     reports.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -509,7 +520,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
     result = proc.run(cmd, cwd=ctx.root, timeout=cfg.test_timeout, env=ctx.env)
     if not result.ok:
         raise TestsFailedError(f"integration tests against {record.reference}", result.exit_code, str(reports))
-    _passed(ctx, "integration", ctx.commit_tag(), record.digest, version=record.version, push=True)
+    _passed(ctx, "integration", ctx.commit_tag(), record.digest, version=record.version, push=True, key=content_key)
     log.info("integration tests passed against %s (%s)", record.version, record.reference)
     return {
         "version": record.version,
@@ -517,6 +528,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         "ran": True,
         "passed": True,
         "summary": result.tail[-1] if result.tail else "",
+        "key": content_key,
     }
 
 

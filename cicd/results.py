@@ -1,5 +1,5 @@
 """Stage results keyed by the content of their inputs: a stage whose inputs were all checked before
-reuses that pass instead of running again (issue 17; in progress: the unit stage uses it).
+reuses that pass instead of running again (issue 17; in progress: unit and integration use it).
 
 A key is ``sha256:`` of one canonical JSON document: the stage's name, a format number and every
 input that can change the outcome (for the unit tests: the build image's id, which holds the
@@ -42,6 +42,22 @@ def files_digest(root: Path, paths: Iterable[str]) -> str:
     for rel in sorted(set(paths)):
         h.update(rel.encode() + b"\0" + hashlib.sha256((root / rel).read_bytes()).digest())
     return "sha256:" + h.hexdigest()
+
+
+# What the integration suite's outcome depends on besides the image: the tests and every conftest
+# pytest loads on the way to them, the toolkit they import (cicd.http, cicd.images), the pinned
+# test dependencies, pytest's configuration, and the data the tests read. Broad on purpose: a
+# file too many only costs a rerun; a file too few would reuse a pass that no longer holds.
+INTEGRATION_INPUTS = (
+    "tests/integration/release_image/", "tests/conftest.py", "tests/__init__.py", "tests/integration/conftest.py",
+    "tests/integration/__init__.py", "cicd/", "src/requirements/", "pyproject.toml", "notebooks/dummy_data/",
+)  # fmt: skip
+
+
+def tracked_digest(ctx: Context, prefixes: Iterable[str]) -> str:
+    """:func:`files_digest` of the repository's listed files under ``prefixes`` (folders end in /)."""
+    wanted = tuple(prefixes)
+    return files_digest(ctx.root, [p for p in ctx.repo.listed_files() if p.startswith(wanted)])
 
 
 def reusable(ctx: Context, stage: str, content_key: str) -> CheckRecord | None:
