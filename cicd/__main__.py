@@ -44,6 +44,7 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool, branch: bool 
         ("--dry-run", "say every write to git, Docker and registries instead of doing it"),
         ("--json", "print the result as JSON on stdout (progress goes to stderr)"),
         ("--quiet", "progress: warnings only"),
+        ("--no-cache", "rerun every stage even when a verified pass of the same inputs exists"),
     ):
         parser.add_argument(flag, action="store_true", default=default(False), help=text)
 
@@ -172,6 +173,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     config = load_config(args.config or root / "cicd" / "pipeline.yaml")
     ctx = Context(config=config, root=root, dry_run=args.dry_run, branch_override=args.branch)
+    if args.no_cache:
+        from cicd.results import NO_CACHE
+
+        ctx.env[NO_CACHE] = "1"
     try:
         code, result, human = _run(ctx, args)
         doc = {"command": args.command, "dry_run": args.dry_run, "result": plain(result), "writes": ctx.writes.journal}
@@ -317,6 +322,8 @@ def sub_command(args: argparse.Namespace, branch: str, session: str, session_arg
         cmd.append("--dry-run")
     if args.json:
         cmd.append("--json")
+    if args.no_cache:
+        cmd.append("--no-cache")
     return [*cmd, session, *session_args]
 
 

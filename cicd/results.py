@@ -11,7 +11,7 @@ can never be reused as a pass.
 
 Deliberately left out of every key: wall-clock time and the network. A stage whose outcome could
 depend on them (a flaky test, a package index) is not made deterministic by running it again;
-``TRAINYARD_NO_RESULT_CACHE=1`` reruns everything when that is wanted anyway.
+``--no-cache`` (or ``TRAINYARD_NO_RESULT_CACHE=1``) reruns everything when that is wanted anyway.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ def test_bad_steps(item: str) -> None:
         (["--config", "/x/spec.yaml", "--dry-run", "ci", "--plan"], ["--config", "/x/spec.yaml", "--dry-run"]),
         (["ci", "--dry-run", "--json"], ["--dry-run", "--json"]),  # after the name too (nox -s ci -- --dry-run)
         (["ci", "--config", "/x/spec.yaml"], ["--config", "/x/spec.yaml"]),
+        (["--no-cache", "ci"], ["--no-cache"]),
     ],
 )
 def test_ci_passes_every_global_option_to_each_session(argv: list[str], expected: list[str]) -> None:
