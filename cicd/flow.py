@@ -284,21 +284,28 @@ def lint(ctx: Context) -> dict[str, Any]:
     """Every linter of :mod:`cicd.lint_tools` inside the build image, so its pinned versions are used."""
     image, image_id = _build_image_ref(ctx)
     reports = ctx.artifacts / "reports" / "lint"
+    cmd = ["python", "-m", "cicd.lint_tools", "--reports", IN_LINT]
+    content_key = results.key("lint", {"image": image_id, "command": cmd})
+    earlier = results.reusable(ctx, "lint", content_key)
+    if earlier is not None:
+        log.info("lint: passed for %s… at %s, reused", content_key[:19], earlier.time)
+        _passed(ctx, "lint", image.rsplit(":", 1)[-1], image_id, key=content_key)
+        # The audit asks a vulnerability database that changes by the day: never reused.
+        audit = _audit(ctx, image_id, reports / "audit")
+        return {"image": image, "ran": False, "passed": True, "reused": earlier.tag, "key": content_key, "audit": audit}
     if not ctx.dry_run:
         shutil.rmtree(reports, ignore_errors=True)
-    result = ctx.engine.containers.run(
-        image_id,
-        ["python", "-m", "cicd.lint_tools", "--reports", IN_LINT],
-        timeout=ctx.config.test_timeout,
-        copy_out={IN_LINT: reports},
-    )
+    result = ctx.engine.containers.run(image_id, cmd, timeout=ctx.config.test_timeout, copy_out={IN_LINT: reports})
     if not result.ran:
-        return {"image": image, "ran": False}
+        return {"image": image, "ran": False, "key": content_key}
     if result.exit_code != 0:
         raise TestsFailedError(f"lint in {image}", result.exit_code, str(reports))
+    _passed(ctx, "lint", image.rsplit(":", 1)[-1], image_id, key=content_key)
     audit = _audit(ctx, image_id, reports / "audit")
     log.info("lint passed in %s; dependency audit: %s; reports in %s", image, audit, reports)
-    return {"image": image, "reports": str(reports), "ran": True, "passed": True, "audit": audit}
+    return {
+        "image": image, "reports": str(reports), "ran": True, "passed": True, "audit": audit, "key": content_key,
+    }  # fmt: skip
 
 
 def _audit(ctx: Context, image_id: str, reports: Path) -> str:

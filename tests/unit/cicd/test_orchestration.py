@@ -143,6 +143,16 @@ def test_unit_reuses_a_verified_pass_of_the_same_inputs_and_nothing_else(monkeyp
     assert len(runs) == 5
 
 
+def test_lint_reuses_its_pass_but_asks_the_vulnerability_database_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = context()
+    monkeypatch.setattr(flow, "_build_image_ref", lambda _: ("trainyard/x-build:" + "a" * 12, "sha256:" + "1" * 64))
+    runs = fake_engine(ctx).containers.runs
+    assert flow.lint(ctx)["ran"] and [r[3] for r in runs] == ["cicd.lint_tools", "cicd.audit"]
+    again = flow.lint(ctx)
+    assert again["reused"] and again["audit"] == "not checked"  # said, never a pass
+    assert [r[3] for r in runs] == ["cicd.lint_tools", "cicd.audit", "cicd.audit"]
+
+
 def test_a_content_key_covers_every_input_and_nothing_else(tmp_path: Any) -> None:
     base = results.key("unit", {"image": "sha256:1", "command": ["pytest", "-q"]})
     assert base == results.key("unit", {"command": ["pytest", "-q"], "image": "sha256:1"})  # order: no matter
