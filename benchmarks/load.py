@@ -50,11 +50,17 @@ end
 """
 
 
-def wrk(port: int, body: str, clients: int, seconds: int, workdir: Path) -> dict[str, float]:
-    """One wrk run against ``/predict``: requests/s, p50 and p99 in ms; any failed request raises."""
+def wrk_binary(also: str = "") -> str:
+    """Where wrk is; a one-line error saying how to get it (and ``also``, another way out) if not."""
     binary = shutil.which("wrk")
     if binary is None:
-        raise CICDError("wrk is not installed: apt-get install wrk (Debian's package)")
+        raise CICDError(f"wrk is not installed: apt-get install wrk (Debian's package){also}")
+    return binary
+
+
+def wrk(port: int, body: str, clients: int, seconds: int, workdir: Path) -> dict[str, float]:
+    """One wrk run against ``/predict``: requests/s, p50 and p99 in ms; any failed request raises."""
+    binary = wrk_binary()
     script = workdir / f"post-{uuid.uuid4().hex[:8]}.lua"
     script.write_text(SCRIPT % body)
     threads = min(clients, 2)
@@ -166,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engine = prepare(args.output)
     try:
-        if shutil.which("wrk") is None:
-            raise CICDError("wrk is not installed: apt-get install wrk (Debian's package)")
+        wrk_binary()
         if not engine.images.exists(args.image):
             raise CICDError(f"image {args.image} does not exist here; build a release (nox -s release) first")
         figures = measure(engine, args.image, args.seconds, args.rounds)

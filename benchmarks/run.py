@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from benchmarks.common import prepare
-from cicd.errors import CICDError, run_cli
+from cicd.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "benchmarks" / "baseline"
@@ -277,8 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-load", action="store_true", help="skip the load runs with wrk (benchmarks.load)")
     args = parser.parse_args(argv)
     prepare(args.output)
-    if not args.skip_load and shutil.which("wrk") is None:
-        raise CICDError("wrk is not installed: apt-get install wrk (Debian's package), or pass --skip-load")
+    if not args.skip_load:
+        from benchmarks.load import wrk_binary
+
+        wrk_binary(", or pass --skip-load")
 
     from cicd import flow as stages
     from cicd.gitops import signed_throwaway_clone
