@@ -64,20 +64,43 @@ def compute_version(ctx: Context, branch: str) -> semver.Version:
 
 
 # --- wheels ----------------------------------------------------------------------------------
+VERSION_LINE = re.compile(r'(?m)^version\s*=\s*"[^"]*"')  # the one line build_wheel stamps
+
+
+def _package_files(ctx: Context) -> tuple[str, list[str]]:
+    """The package folder's prefix (``src/``) and the files git lists under it, relative to it:
+    what the wheel is built from (a leftover build/lib/ or egg-info never enters it)."""
+    package = Path(ctx.config.package).as_posix().strip("/")
+    prefix = "" if package in ("", ".") else f"{package}/"
+    return prefix, sorted(p.removeprefix(prefix) for p in ctx.repo.listed_files() if p.startswith(prefix))
+
+
+def package_digest(ctx: Context) -> str:
+    """What decides the wheel's contents apart from its version: the listed package files, with
+    pyproject's version line blanked (every release stamps a new one, so the wheel's own hash
+    would never repeat)."""
+    prefix, listed = _package_files(ctx)
+    h = hashlib.sha256()
+    for rel in listed:
+        data = (ctx.root / prefix / rel).read_bytes()
+        if rel == "pyproject.toml":
+            data = VERSION_LINE.sub('version = ""', data.decode()).encode()
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return "sha256:" + h.hexdigest()
+
+
 def build_wheel(ctx: Context, version: str, out_dir: Path) -> Path:
     """Build the sample project's wheel with ``version`` stamped in, reproducibly (same commit → same bytes)."""
     src = ctx.root / ctx.config.package
     out_dir.mkdir(parents=True, exist_ok=True)
-    package = Path(ctx.config.package).as_posix().strip("/")
-    prefix = "" if package in ("", ".") else f"{package}/"
-    listed = sorted(p.removeprefix(prefix) for p in ctx.repo.listed_files() if p.startswith(prefix))
+    _, listed = _package_files(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "src"
-        for rel in listed:  # only what git lists: a leftover build/lib/ or egg-info never enters the wheel
+        for rel in listed:
             (staged / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, staged / rel)
         pyproject = staged / "pyproject.toml"
-        text, count = re.subn(r'(?m)^version\s*=\s*"[^"]*"', f'version = "{version}"', pyproject.read_text())
+        text, count = VERSION_LINE.subn(f'version = "{version}"', pyproject.read_text())
         if count != 1:
             raise VersionError(f'{src / "pyproject.toml"} must have exactly one static `version = "..."` line')
         pyproject.write_text(text)
@@ -241,6 +264,19 @@ def _passed(
         repo.push([f"refs/tags/{record.tag}"])
 
 
+def _reused(
+    ctx: Context, stage: str, content_key: str, commit_tag: str, subject: str, *, version: str = "", push: bool = False
+) -> dict[str, Any] | None:
+    """Reuse a verified pass of ``stage`` with ``content_key`` if there is one: say so in one line and
+    leave this commit its own record (the merge gate reads it). The stage's result, or None: run it."""
+    earlier = results.reusable(ctx, stage, content_key)
+    if earlier is None:
+        return None
+    log.info("%s: passed for %s… at %s, reused", stage, content_key[:19], earlier.time)
+    _passed(ctx, stage, commit_tag, subject, version=version, push=push, key=content_key)
+    return {"ran": False, "passed": True, "reused": earlier.tag, "key": content_key}
+
+
 def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
     """Unit tests inside the build image; JUnit XML and coverage copied out to artifacts/reports/unit."""
     image, image_id = _build_image_ref(ctx)
@@ -260,11 +296,9 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
     ]
     content_key = results.key("unit", {"image": image_id, "command": cmd})
     commit_tag = image.rsplit(":", 1)[-1]  # the build image is tagged with the commit tag
-    earlier = results.reusable(ctx, "unit", content_key)
-    if earlier is not None:
-        log.info("unit: passed for %s… at %s, reused", content_key[:19], earlier.time)
-        _passed(ctx, "unit", commit_tag, image_id, key=content_key)  # this commit's own record for the gate
-        return {"image": image, "ran": False, "passed": True, "reused": earlier.tag, "key": content_key}
+    reused = _reused(ctx, "unit", content_key, commit_tag, image_id)
+    if reused is not None:
+        return {"image": image, **reused}
     if not ctx.dry_run:
         shutil.rmtree(reports, ignore_errors=True)
     result = ctx.engine.containers.run(image_id, cmd, timeout=ctx.config.test_timeout, copy_out={IN_REPORTS: reports})
@@ -286,13 +320,9 @@ def lint(ctx: Context) -> dict[str, Any]:
     reports = ctx.artifacts / "reports" / "lint"
     cmd = ["python", "-m", "cicd.lint_tools", "--reports", IN_LINT]
     content_key = results.key("lint", {"image": image_id, "command": cmd})
-    earlier = results.reusable(ctx, "lint", content_key)
-    if earlier is not None:
-        log.info("lint: passed for %s… at %s, reused", content_key[:19], earlier.time)
-        _passed(ctx, "lint", image.rsplit(":", 1)[-1], image_id, key=content_key)
-        # The audit asks a vulnerability database that changes by the day: never reused.
-        audit = _audit(ctx, image_id, reports / "audit")
-        return {"image": image, "ran": False, "passed": True, "reused": earlier.tag, "key": content_key, "audit": audit}
+    reused = _reused(ctx, "lint", content_key, image.rsplit(":", 1)[-1], image_id)
+    if reused is not None:  # the audit asks a vulnerability database that changes by the day: never reused
+        return {"image": image, **reused, "audit": _audit(ctx, image_id, reports / "audit")}
     if not ctx.dry_run:
         shutil.rmtree(reports, ignore_errors=True)
     result = ctx.engine.containers.run(image_id, cmd, timeout=ctx.config.test_timeout, copy_out={IN_LINT: reports})
@@ -385,6 +415,87 @@ def _check_model_card(card_file: Path, metadata_file: Path) -> str | None:
     return str(trained)
 
 
+def _released_here(ctx: Context, branch: str) -> ReleaseRecord | None:
+    """This very commit's verified release from this branch: releasing it again would make the same
+    thing under a new version (a merge of the same tree is a new commit, and released anew)."""
+    head = ctx.repo.head()
+    return next((r for r in release_records(ctx) if r.commit == head and r.branch == branch), None)
+
+
+def _training_key(ctx: Context, image_id: str, command: str, config_args: list[str]) -> str | None:
+    """The content key of training and its gate, or None (said) when the project gives no data
+    fingerprint. Inputs: the package (:func:`package_digest`, its pins included), the settings
+    file, the data's fingerprint as the project computes it in the build image (the data ``train``
+    would read, wherever it lives), the base image, the toolkit's pins and the command. Left out:
+    the commit (the bundle's ``git_commit`` names the one that trained it) and the time."""
+    cfg = ctx.config
+    with tempfile.TemporaryDirectory(prefix="trainyard-fingerprint-") as tmp:
+        result = ctx.engine.containers.run(
+            image_id,
+            ["python", "-m", f"{cfg.import_name}.run", "fingerprint", *config_args, "--output", f"{IN_OUT}/data.json"],
+            timeout=cfg.release.train_timeout,
+            copy_out={IN_OUT: Path(tmp)},
+        )
+        try:
+            data = str(json.loads((Path(tmp) / "data.json").read_text())["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError):
+            log.info(
+                "train: `%s.run fingerprint` gave no data fingerprint (exit %s), so training is never reused",
+                cfg.import_name, result.exit_code,
+            )  # fmt: skip
+            return None
+    settings = ctx.root / cfg.retrain.settings
+    return results.key(
+        "train",
+        {
+            "package": package_digest(ctx),
+            "settings": hashlib.sha256(settings.read_bytes()).hexdigest() if settings.is_file() else "",
+            "data": data,
+            "base": ctx.engine.images.id(cfg.images.base),
+            "toolkit": results.files_digest(ctx.root, ["cicd/requirements.txt", INSTALLER]),
+            "command": command,
+        },
+    )
+
+
+def _train(ctx: Context, image: str, image_id: str, out: Path) -> dict[str, Any]:
+    """Train and gate the model in the build image into ``out`` (``model/``, ``evaluation/``), or
+    reuse a bundle trained before from the same inputs whose stored files verify against its record."""
+    cfg, repo = ctx.config, ctx.repo
+    settings = cfg.retrain.settings  # the model's committed settings (data, model, split, gate)
+    config_args = ["--config", settings] if (ctx.root / settings).is_file() else []
+    config_arg = "".join(f" {shlex.quote(a)}" for a in config_args)
+    cli = f"python -m {shlex.quote(cfg.import_name)}.run"
+    train = (
+        f"{cli} train{config_arg} --output {IN_OUT}/model"
+        f" && {cli} evaluate{config_arg} --model-dir {IN_OUT}/model --output {IN_OUT}/evaluation"
+    )
+    content_key = _training_key(ctx, image_id, train, config_args)
+    earlier = results.reusable(ctx, "train", content_key) if content_key else None
+    if content_key and earlier is not None and results.restore("train", content_key, earlier.subject, out):
+        log.info(
+            "train: passed for %s… at %s (bundle %s…), reused", content_key[:19], earlier.time, earlier.subject[:19]
+        )
+        _passed(ctx, "train", ctx.commit_tag(), earlier.subject, push=True, key=content_key)
+        return {"ran": False, "passed": True, "reused": earlier.tag, "key": content_key, "bundle": earlier.subject}
+    result = ctx.engine.containers.run(
+        image_id,
+        ["sh", "-c", train],
+        env={"GIT_COMMIT": repo.head()},
+        timeout=cfg.release.train_timeout,
+        copy_out={IN_OUT: out},
+    )
+    if result.exit_code != 0:
+        raise GateError(
+            f"training or the evaluation gate failed in {image} (exit {result.exit_code}); "
+            f"nothing was released. See the log above and {out / 'evaluation'}"
+        )
+    bundle = results.keep("train", content_key, out) if content_key else results.folder_digest(out)
+    if content_key:
+        _passed(ctx, "train", ctx.commit_tag(), bundle, push=True, key=content_key)
+    return {"ran": True, "passed": True, "key": content_key or "", "bundle": bundle}
+
+
 def release(ctx: Context) -> dict[str, Any]:
     """Train and gate the model in the build image, build the release image, push it, record it in git."""
     cfg, engine, repo = ctx.config, ctx.engine, ctx.repo
@@ -392,6 +503,15 @@ def release(ctx: Context) -> dict[str, Any]:
     branch = ctx.branch()
     version = compute_version(ctx, branch)
     tag = cfg.tags.release_tag(str(version))
+    done = None if results.turned_off(ctx) else _released_here(ctx, branch)
+    if done is not None:
+        log.info(
+            "release: %s was released from this commit at %s (%s), reused", done.version, done.created, done.reference
+        )
+        summary = {**done.__dict__, "released": False, "reused": done.tag}
+        if not ctx.dry_run:
+            _write_json(ctx.artifacts / "release.json", summary)
+        return summary
     log.info("releasing %s %s from %s at %s", cfg.project, version, branch, repo.head()[:12])
     image, image_id = _build_image_ref(ctx, build_image(ctx)["image_id"] or None)
     if ctx.dry_run:
@@ -405,26 +525,9 @@ def release(ctx: Context) -> dict[str, Any]:
         return {"version": str(version), "tag": tag, "released": False}
     out = ctx.artifacts / "release"
     shutil.rmtree(out, ignore_errors=True)
-    settings = cfg.retrain.settings  # the model's committed settings (data, model, split, gate)
-    config_arg = f" --config {shlex.quote(settings)}" if (ctx.root / settings).is_file() else ""
-    cli = f"python -m {shlex.quote(cfg.import_name)}.run"
-    train = (
-        f"{cli} train{config_arg} --output {IN_OUT}/model"
-        f" && {cli} evaluate{config_arg} --model-dir {IN_OUT}/model --output {IN_OUT}/evaluation"
-    )
-    result = engine.containers.run(
-        image_id,
-        ["sh", "-c", train],
-        env={"GIT_COMMIT": repo.head()},
-        timeout=cfg.release.train_timeout,
-        copy_out={IN_OUT: out},
-    )
-    if result.exit_code != 0:
-        raise GateError(
-            f"training or the evaluation gate failed in {image} (exit {result.exit_code}); "
-            f"nothing was released. See the log above and {out / 'evaluation'}"
-        )
+    training = _train(ctx, image, image_id, out)
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    settings = cfg.retrain.settings
     card = _check_model_card(ctx.root / Path(settings).parent / "card.json", out / "model" / "metadata.json")
     pep440 = versioning.to_pep440(version)
     wheel = build_wheel(ctx, pep440, out / "dist")
@@ -465,7 +568,7 @@ def release(ctx: Context) -> dict[str, Any]:
     repo.create_tag(record.tag, record.to_message())
     if repo.has_remote():
         repo.push([f"refs/tags/{record.tag}"])
-    summary = {**record.__dict__, "released": True, "model_card_fingerprint": card}
+    summary = {**record.__dict__, "released": True, "model_card_fingerprint": card, "training": training}
     _write_json(ctx.artifacts / "release.json", summary)
     log.info("released %s: %s (tag %s)", record.version, record.reference, record.tag)
     return summary
@@ -497,12 +600,11 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         {"digest": record.digest, "inputs": results.tracked_digest(ctx, results.INTEGRATION_INPUTS),
          "arguments": list(pytest_args or [])},
     )  # fmt: skip
-    earlier = results.reusable(ctx, "integration", content_key)
-    if earlier is not None:
-        log.info("integration: passed for %s… at %s, reused", content_key[:19], earlier.time)
-        _passed(ctx, "integration", ctx.commit_tag(), record.digest, version=record.version, push=True, key=content_key)
-        return {"version": record.version, "reference": record.reference, "ran": False, "passed": True,
-                "reused": earlier.tag, "key": content_key}  # fmt: skip
+    reused = _reused(
+        ctx, "integration", content_key, ctx.commit_tag(), record.digest, version=record.version, push=True
+    )
+    if reused is not None:
+        return {"version": record.version, "reference": record.reference, **reused}
     image = record.image
     if cfg.registry is not None and "@" in record.reference:
         reference = cfg.registry.checked_reference(record.reference, cfg.images.release)

@@ -19,15 +19,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from cicd.cache import CACHE
 from cicd.context import Context
 from cicd.records import CheckRecord, scan
 
 log = logging.getLogger(__name__)
 FORMAT = 1  # bump when what goes into a key changes: older records then match nothing
 NO_CACHE = "TRAINYARD_NO_RESULT_CACHE"
+STORE = CACHE / "results"  # stored outputs (a trained bundle), by stage and key; a CI cache carries it
 
 
 def key(stage: str, inputs: Mapping[str, object]) -> str:
@@ -60,9 +64,66 @@ def tracked_digest(ctx: Context, prefixes: Iterable[str]) -> str:
     return files_digest(ctx.root, [p for p in ctx.repo.listed_files() if p.startswith(wanted)])
 
 
+def turned_off(ctx: Context) -> bool:
+    """``--no-cache`` or ``TRAINYARD_NO_RESULT_CACHE=1``: every stage runs again."""
+    return ctx.env.get(NO_CACHE, "") not in ("", "0")
+
+
 def reusable(ctx: Context, stage: str, content_key: str) -> CheckRecord | None:
     """The newest verified pass of ``stage`` with ``content_key``, unless reuse is turned off."""
-    if ctx.env.get(NO_CACHE, "") not in ("", "0"):
+    if turned_off(ctx):
         return None
     found = [c for c in scan(ctx.trusted_tags(), CheckRecord) if c.stage == stage and c.key == content_key]
     return found[0] if found else None
+
+
+def folder_digest(folder: Path) -> str:
+    """:func:`files_digest` of every file under ``folder``: what a record says a stored output is."""
+    return files_digest(folder, [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()])
+
+
+def _stored(stage: str, content_key: str, store: Path) -> Path:
+    return store / stage / content_key.removeprefix("sha256:")
+
+
+def keep(stage: str, content_key: str, output: Path, store: Path | None = None) -> str:
+    """Store a copy of ``output`` (a folder) under ``content_key``; its :func:`folder_digest`, which
+    the stage's signed record carries. A store that cannot be written only costs the next run."""
+    digest = folder_digest(output)
+    target = _stored(stage, content_key, store or STORE)
+    part = target.with_name(f".{target.name}.{os.getpid()}")
+    try:
+        shutil.rmtree(part, ignore_errors=True)
+        shutil.copytree(output, part)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(part, target)
+    except OSError as err:
+        log.warning("could not store the %s result in %s (%s): the next run does it again", stage, target, err)
+        shutil.rmtree(part, ignore_errors=True)
+    return digest
+
+
+def restore(stage: str, content_key: str, digest: str, dest: Path, store: Path | None = None) -> bool:
+    """Copy the stored output of ``content_key`` into ``dest`` if its files hash to ``digest`` (the
+    verified record's). A missing copy or one that does not verify (tampered, half-written) is
+    never used: False, and ``dest`` is left empty."""
+    source = _stored(stage, content_key, store or STORE)
+    if not source.is_dir():
+        log.info(
+            "%s: a pass is recorded for %s…, but no stored copy is here (%s): running it",
+            stage,
+            content_key[:19],
+            source,
+        )
+        return False
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(source, dest)
+    found = folder_digest(dest)  # the copy that will be used, not the store it came from
+    if found != digest:
+        log.warning(
+            "%s: REFUSED the stored result for %s…: its files hash to %s…, but the signed record says %s…; running it",
+            stage, content_key[:19], found[:19], digest[:19],
+        )  # fmt: skip
+        shutil.rmtree(dest, ignore_errors=True)
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""The application CLI: ``python -m sample_ml.run train|evaluate|predict|serve|drift|retrain|models|compare``.
+"""The application CLI: ``python -m sample_ml.run train|evaluate|predict|serve|drift|retrain|fingerprint|models|compare``.
 
 Installed as the ``sample-ml`` console script. Every command has ``--help``. Errors the user
 can fix print one line and exit non-zero (2 for bad input, 1 for a failed evaluation gate).
@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         "so a challenger still trains on the new data",
     )
 
+    p = sub.add_parser(
+        "fingerprint",
+        parents=[common],
+        help="the data fingerprint `train` would record (metadata.json data.fingerprint), as JSON",
+    )
+    _data_args(p, "training data")
+    p.add_argument("--output", help="also write the JSON to this file")
+
     sub.add_parser("models", help="list the registered models and their hyperparameters")
 
     p = sub.add_parser("compare", parents=[common], help="fit every model on the same split and rank them")
@@ -196,6 +204,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{decision.outcome}: {decision.message}")
         update = f"; files to commit in {args.output}/update" if decision.accepted else ""
         print(f"decision in {args.output}/decision.json{update}")
+        return 0
+    if args.command == "fingerprint":
+        from sample_ml.pipelines.bundle import fingerprint
+        from sample_ml.pipelines.common import make_loader
+
+        frame = make_loader(settings.data).load()
+        text = json.dumps({"fingerprint": fingerprint(frame), "rows": len(frame)})
+        if args.output:
+            os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+            with open(args.output, "w", encoding="utf-8") as out:
+                out.write(text + "\n")
+        print(text)
         return 0
     if args.command == "compare":
         from sample_ml.pipelines.evaluate import compare

@@ -7,7 +7,7 @@ import pytest
 
 from sample_ml.run import build_parser, main
 
-COMMANDS = ["train", "evaluate", "predict", "serve", "models", "compare", "drift"]
+COMMANDS = ["train", "evaluate", "predict", "serve", "models", "compare", "drift", "fingerprint"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -28,6 +28,16 @@ def test_train_evaluate_predict_round_trip(tmp_path: Path, dummy_csv: Path, caps
     assert "fitting olsr" in out.err  # progress on the slow steps
     assert main(["predict", *data, "--model-dir", str(model), "--output", str(preds)]) == 0
     assert preds.read_text().splitlines()[0].endswith(",prediction")
+
+
+def test_fingerprint_is_what_train_records(tmp_path: Path, dummy_csv: Path, capsys) -> None:
+    data = ["--source", str(dummy_csv)]
+    assert main(["fingerprint", *data, "--output", str(tmp_path / "fp.json")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "fp.json").read_text()) == printed and printed["rows"] > 0
+    assert main(["train", *data, "--model", "naive", "--output", str(tmp_path / "m")]) == 0
+    recorded = json.loads((tmp_path / "m" / "metadata.json").read_text())["data"]
+    assert (printed["fingerprint"], printed["rows"]) == (recorded["fingerprint"], recorded["rows"])
 
 
 def test_sql_source_via_flags(tmp_path: Path, dummy_sqlite: Path) -> None:
