@@ -12,11 +12,12 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 from xml.etree import ElementTree
 
-from cicd import proc
+from cicd import proc, results
 from cicd.config import Environment
 from cicd.context import Context
 from cicd.deploy import Live, get_target
@@ -168,11 +169,58 @@ def _latest(ctx: Context, name: str) -> DeployRecord:
     return records[0]
 
 
+# What the acceptance suite's outcome depends on besides the deployed image and the environment's
+# spec: its tests, the conftests pytest loads on the way, the toolkit and pytest's configuration.
+ACCEPTANCE_INPUTS = ("tests/acceptance/", "tests/conftest.py", "tests/__init__.py", "cicd/", "pyproject.toml")
+
+
+def _accepted_before(ctx: Context, env: Environment, record: DeployRecord, content_key: str) -> AcceptanceRecord | None:
+    """The newest verdict on ``env`` with ``content_key``, if it passed and the environment still
+    serves that digest and is healthy (the check that proves nothing is new there); else None."""
+    if results.turned_off(ctx):
+        return None
+    same = [a for a in scan(ctx.trusted_tags(), AcceptanceRecord) if a.environment == env.name and a.key == content_key]
+    if not same or not same[0].passed:  # a recorded failure is run again, never reused
+        return None
+    live = get_target(ctx, env).live()
+    if live is None or live.digest != record.digest or not live.healthy:
+        log.info("acceptance: %s is not serving %s healthily now: running the tests", env.name, record.digest[:19])
+        return None
+    return same[0]
+
+
+def _record_verdict(ctx: Context, verdict: AcceptanceRecord) -> AcceptanceRecord:
+    ctx.repo.create_tag(verdict.tag, verdict.to_message(), rev=verdict.commit)
+    if ctx.repo.has_remote():
+        ctx.repo.push([f"refs/tags/{verdict.tag}"])
+    return verdict
+
+
 def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) -> AcceptanceRecord:
-    """The project's acceptance tests against what ``name`` runs; the verdict is recorded either way."""
+    """The project's acceptance tests against what ``name`` runs; the verdict is recorded either way.
+    A passing verdict on the same digest, environment spec, tests and arguments is reused while
+    the environment serves that digest healthily; a redeployment of it gets its own record."""
     env = ctx.config.environment(name)
     record = _latest(ctx, name)
     release = next((r for r in release_records(ctx) if r.digest == record.digest), None)
+    content_key = results.key(
+        "acceptance",
+        {"digest": record.digest, "environment": asdict(env),
+         "inputs": results.tracked_digest(ctx, ACCEPTANCE_INPUTS), "arguments": list(pytest_args or [])},
+    )  # fmt: skip
+    earlier = _accepted_before(ctx, env, record, content_key)
+    if earlier is not None:
+        log.info("acceptance: passed for %s… at %s, reused", content_key[:19], earlier.time)
+        if earlier.deploy_tag == record.tag:
+            return earlier
+        when = now()
+        return _record_verdict(
+            ctx,
+            replace(
+                earlier, deploy_tag=record.tag, commit=record.commit, time=timestamp(when),
+                summary=f"reused {earlier.tag}: {earlier.summary}"[:300], tag=AcceptanceRecord.tag_name(name, when),
+            ),
+        )  # fmt: skip
     reports = ctx.artifacts / "reports" / f"acceptance-{name}"
     reports.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -207,10 +255,9 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
         skipped=counts["skipped"],
         selection=" ".join(pytest_args or []),
         complete=not pytest_args and counts["tests"] > 0,
+        key=content_key,
     )
-    ctx.repo.create_tag(verdict.tag, verdict.to_message(), rev=record.commit)
-    if ctx.repo.has_remote():
-        ctx.repo.push([f"refs/tags/{verdict.tag}"])
+    _record_verdict(ctx, verdict)
     if not result.ok:
         raise TestsFailedError(f"acceptance tests against {name} ({env.url})", result.exit_code, str(reports))
     log.info(

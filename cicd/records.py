@@ -205,6 +205,7 @@ class AcceptanceRecord(EnvironmentRecord):
     skipped: int = 0
     selection: str = ""  # extra pytest arguments (``-k health``): a selection is a partial run
     complete: bool = False  # the whole suite ran, nothing deselected; only this makes a release promotable
+    key: str = ""  # the content key of its inputs (cicd.results): a pass with it may be reused
 
     def title(self) -> str:
         return f"{self.environment} {'passed' if self.passed else 'failed'}"

@@ -36,7 +36,9 @@ STORE = CACHE / "results"  # stored outputs (a trained bundle), by stage and key
 
 def key(stage: str, inputs: Mapping[str, object]) -> str:
     """The content key of ``stage`` run on ``inputs`` (JSON-able values; order does not matter)."""
-    doc = json.dumps({"format": FORMAT, "stage": stage, "inputs": inputs}, sort_keys=True, separators=(",", ":"))
+    doc = json.dumps(
+        {"format": FORMAT, "stage": stage, "inputs": inputs}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return "sha256:" + hashlib.sha256(doc.encode()).hexdigest()
 
 

@@ -167,6 +167,25 @@ def test_a_content_key_covers_every_input_and_nothing_else(tmp_path: Any) -> Non
     assert results.files_digest(tmp_path, ["a.py", "b.py"]) != digest
 
 
+def test_a_stored_output_is_used_only_when_its_files_hash_to_what_the_record_says(tmp_path: Any) -> None:
+    out, store, key = tmp_path / "out", tmp_path / "store", "sha256:" + "4" * 64
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "model.joblib").write_bytes(b"trained")
+    (out / "metrics.json").write_text("{}")
+    digest = results.keep("train", key, out, store)
+    assert digest == results.folder_digest(out)
+    assert results.restore("train", key, digest, tmp_path / "a", store)
+    assert (tmp_path / "a" / "model" / "model.joblib").read_bytes() == b"trained"
+    assert not results.restore("train", "sha256:" + "5" * 64, digest, tmp_path / "b", store)  # nothing stored
+    stored = store / "train" / ("4" * 64) / "model" / "model.joblib"
+    stored.write_bytes(b"tampered")
+    assert not results.restore("train", key, digest, tmp_path / "c", store)  # refused: does not verify
+    assert not (tmp_path / "c").exists()
+    (stored.parent / "extra.pkl").write_bytes(b"trained")
+    stored.write_bytes(b"trained")
+    assert not results.restore("train", key, digest, tmp_path / "d", store)  # an added file is caught too
+
+
 def test_a_feature_branch_merges_into_develop_only_with_a_passing_unit_check() -> None:
     ctx = context(branch="feature/x")
     repo = fake_repo(ctx)
