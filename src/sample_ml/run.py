@@ -1,4 +1,5 @@
-"""The application CLI: ``python -m sample_ml.run train|evaluate|predict|serve|drift|retrain|fingerprint|models|compare``.
+"""The application CLI: ``python -m sample_ml.run COMMAND`` (train, evaluate, predict, serve, drift, retrain,
+fingerprint, models, compare).
 
 Installed as the ``sample-ml`` console script. Every command has ``--help``. Errors the user
 can fix print one line and exit non-zero (2 for bad input, 1 for a failed evaluation gate).
