@@ -22,7 +22,7 @@ from cicd.http import free_port
 from cicd.images import Engine
 from tests.integration.conftest import cicd, git, make_project
 
-UNIT = ["--", "-k", "test_config"]  # a few quick unit tests: the same arguments, the same key
+UNIT = ["--", "--ignore-glob=*/sample_ml/*", "-k", "test_config"]  # a few quick unit tests, always the same
 DATA = "notebooks/dummy_data/diabetes.csv"
 
 
@@ -98,7 +98,6 @@ def seen(project: dict[str, Any]) -> dict[str, Any]:
     joblib.write_bytes(joblib.read_bytes() + b"\0")
     git(work, "commit", "--quiet", "--allow-empty", "-m", "docs: nothing the model sees")
     out["release_tampered"], out["release_tampered_log"] = step(project, "release")
-    out["release_after_tamper"], _ = step(project, "--no-cache", "release")
     return out
 
 
@@ -126,7 +125,6 @@ def test_a_redeployment_of_the_same_digest_gets_its_own_record_without_rerunning
 def test_no_cache_reruns(seen: dict[str, Any]) -> None:
     assert seen["unit_no_cache"]["ran"] and seen["unit_no_cache"]["key"] == seen["unit"]["key"]
     assert not seen["acceptance_no_cache"]["summary"].startswith("reused")
-    assert seen["release_after_tamper"]["released"] and seen["release_after_tamper"]["training"]["ran"]
 
 
 def test_a_recorded_failure_is_run_again(seen: dict[str, Any]) -> None:
