@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -36,6 +37,7 @@ class Stage:
     ok: bool
     seconds: float
     detail: str
+    reused: str = ""  # what a stage took from an earlier pass with the same inputs (cicd.results)
 
 
 def write_report(stages: list[Stage], path: Path) -> Path:
@@ -49,7 +51,8 @@ def report(stages: list[Stage]) -> str:
     width = max([len(s.name) for s in stages] + [5])
     lines = ["", f"{'stage'.ljust(width)}  result  seconds  detail"]
     for s in stages:
-        lines.append(f"{s.name.ljust(width)}  {'ok' if s.ok else 'FAILED':6}  {s.seconds:7.1f}  {s.detail}")
+        detail = f"{s.detail} ({s.reused})" if s.reused else s.detail
+        lines.append(f"{s.name.ljust(width)}  {'ok' if s.ok else 'FAILED':6}  {s.seconds:7.1f}  {detail}")
     return "\n".join(lines)
 
 
@@ -87,13 +90,33 @@ def _summary(command: str, result: Any) -> str:
         return json.dumps(result)[:110]
 
 
+def _reused(command: str, result: Any) -> str:
+    """What the stage reused, from its JSON result: ``reused``, ``training reused`` or nothing."""
+    r = result if isinstance(result, dict) else {}
+    if r.get("reused") or (command == "acceptance" and str(r.get("summary", "")).startswith("reused")):
+        return "reused"
+    if isinstance(r.get("training"), dict) and r["training"].get("reused"):
+        return "training reused"
+    return ""
+
+
+Change = Callable[[Path], str]  # edits the throwaway copy, commits, and says what it changed
+
+
 def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
+    """The whole flow once in a throwaway copy of ``root`` (see the module's docstring)."""
+    return run_flows(root, workdir, keep, [None])[0]
+
+
+def run_flows(root: Path, workdir: Path | None, keep: bool, passes: Sequence[Change | None]) -> list[list[Stage]]:
+    """The whole flow once per pass in one throwaway copy: a pass's change (None: nothing new) is
+    made on ``develop`` before it. The first pass's report starts with the clone; a failed pass
+    ends the run. The benchmark uses this to time an unchanged and a one-line-changed flow."""
     from cicd.config import load_config
     from cicd.deploy.docker_target import DockerTarget
     from cicd.gitops import Repo, signed_throwaway_clone
     from cicd.images import Engine
 
-    stages: list[Stage] = []
     start = time.perf_counter()
     engine = Engine.from_env()  # fail early, with advice, when no engine answers
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="trainyard-demo-"))
@@ -108,34 +131,18 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     repo = Repo(work)  # git through the toolkit: a machine without a git identity gets the default one
     repo.commit_all("chore: free ports for this throwaway run")
     repo.push(["refs/heads/develop"])
-    stages.append(Stage("clone", True, time.perf_counter() - start, f"throwaway copy in {work}"))
+    runs: list[list[Stage]] = [[Stage("clone", True, time.perf_counter() - start, f"throwaway copy in {work}")]]
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
     try:
-        for name, args, branch in FLOW:
-            if branch:
-                repo.switch(branch, pull="origin" if branch == "main" else None)
-            print(f"\n=== {name}: python -m cicd {' '.join(args)}", file=sys.stderr, flush=True)
-            t0 = time.perf_counter()
-            log = logs / f"{len(stages):02d}-{args[0]}.log"
-            with log.open("w") as fh:
-                done = proc.run(
-                    [sys.executable, "-m", "cicd", "--root", str(work), "--json", *args],
-                    cwd=work,
-                    env=env,
-                    timeout=3600,
-                    stream=cast(IO[str], _Tee(fh, sys.stderr)),
-                    keep_output=True,
-                )
-            ok = done.ok
-            try:
-                detail = (
-                    _summary(args[0], json.loads(done.output)["result"]) if ok else f"exit {done.exit_code}: see {log}"
-                )
-            except (ValueError, KeyError):
-                ok, detail = False, f"no JSON result (exit {done.exit_code}): see {log}"
-            stages.append(Stage(name, ok, time.perf_counter() - t0, detail))
-            if not ok:
+        for n, change in enumerate(passes):
+            stages = runs[-1] if n == 0 else []
+            if n:
+                runs.append(stages)
+            if change is not None:
+                repo.switch("develop")
+                stages.append(Stage("change", True, 0.0, change(work)))
+            if not _run_stages(work, env, logs / (f"pass-{n + 1}" if len(passes) > 1 else ""), repo, stages):
                 break
     finally:
         if not keep:
@@ -144,8 +151,39 @@ def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
                 DockerTarget(config, environment, engine).discard()
         engine.close()
         repo.close()
-        print(f"\nreport: {write_report(stages, base / 'report.json')}", file=sys.stderr)
-    return stages
+        print(f"\nreport: {write_report([s for r in runs for s in r], base / 'report.json')}", file=sys.stderr)
+    return runs
+
+
+def _run_stages(work: Path, env: dict[str, str], logs: Path, repo: Any, stages: list[Stage]) -> bool:
+    """Every stage of :data:`FLOW` in ``work``, appended to ``stages``; False at the first failure."""
+    logs.mkdir(parents=True, exist_ok=True)
+    for name, args, branch in FLOW:
+        if branch:
+            repo.switch(branch, pull="origin" if branch == "main" else None)
+        print(f"\n=== {name}: python -m cicd {' '.join(args)}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        log = logs / f"{len(stages):02d}-{args[0]}.log"
+        with log.open("w") as fh:
+            done = proc.run(
+                [sys.executable, "-m", "cicd", "--root", str(work), "--json", *args],
+                cwd=work,
+                env=env,
+                timeout=3600,
+                stream=cast(IO[str], _Tee(fh, sys.stderr)),
+                keep_output=True,
+            )
+        ok, reused = done.ok, ""
+        try:
+            result = json.loads(done.output)["result"]
+            detail = _summary(args[0], result) if ok else f"exit {done.exit_code}: see {log}"
+            reused = _reused(args[0], result) if ok else ""
+        except (ValueError, KeyError):
+            ok, detail = False, f"no JSON result (exit {done.exit_code}): see {log}"
+        stages.append(Stage(name, ok, time.perf_counter() - t0, detail, reused))
+        if not ok:
+            return False
+    return True
 
 
 class _Tee:
