@@ -172,7 +172,7 @@ def _azure_steps(stage: str) -> list[dict[str, Any]]:
 
 def _expand(value: str, variables: dict[str, str]) -> str:
     """Azure's macro syntax: ``$(NAME)`` → the variable's value, or nothing."""
-    return re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), ""), value)
+    return re.sub(r"\$\(([\w.]+)\)", lambda m: variables.get(m.group(1), ""), value)
 
 
 def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> subprocess.CompletedProcess[str]:
@@ -198,8 +198,9 @@ def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> s
     for step in _azure_steps(job.name):
         variables = {k: v for group in step["groups"] for k, v in groups[group].items()}  # linked to this job only
         step_env = {**env, **agent, **{k: v for k, v in variables.items() if k not in secrets}, **step["variables"]}
+        workspace = {"Pipeline.Workspace": str(runners.scratch / f"azure-{job.name}-workspace")}  # the agent's
         for key, value in (step.get("env") or {}).items():
-            step_env[key] = _expand(str(value), variables)
+            step_env[key] = _expand(str(value), {**variables, **workspace})
         result = subprocess.run(
             ["bash", "-e", "-c", step["script"]],
             cwd=checkout,
