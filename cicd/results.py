@@ -31,7 +31,8 @@ from cicd.records import CheckRecord, scan
 log = logging.getLogger(__name__)
 FORMAT = 1  # bump when what goes into a key changes: older records then match nothing
 NO_CACHE = "TRAINYARD_NO_RESULT_CACHE"
-STORE = CACHE / "results"  # stored outputs (a trained bundle), by stage and key; a CI cache carries it
+# Stored outputs (a trained bundle), by stage and key; a CI cache carries this folder between runs.
+STORE = Path(os.environ.get("TRAINYARD_RESULTS") or CACHE / "results")
 
 
 def key(stage: str, inputs: Mapping[str, object]) -> str:

@@ -28,6 +28,8 @@ DATA = "notebooks/dummy_data/diabetes.csv"
 
 def _store() -> Path:
     """Where ``cicd`` (run by :func:`cicd`) keeps stored results: ``$TRAINYARD_CACHE/results``."""
+    if os.environ.get("TRAINYARD_RESULTS"):
+        return Path(os.environ["TRAINYARD_RESULTS"])
     return Path(os.environ.get("TRAINYARD_CACHE", str(Path.home() / ".cache" / "trainyard"))) / "results"
 
 
