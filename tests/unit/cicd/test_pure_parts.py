@@ -255,3 +255,21 @@ def test_the_http_boundary_returns_answers_and_translates_failures() -> None:
     closed = f"http://127.0.0.1:{free_port()}/health"
     with pytest.raises(ServiceError, match="no usable answer from " + closed):
         request_json(closed, timeout=2)
+
+
+def test_the_demo_says_what_each_stage_reused() -> None:
+    from cicd.demo import _reused
+
+    assert _reused("unit", {"ran": False, "reused": "checked/unit/abc/1"}) == "reused"
+    assert _reused("acceptance", {"summary": "reused accepted/staging/1: pytest exit 0"}) == "reused"
+    assert _reused("release", {"released": True, "training": {"reused": "checked/train/abc/1"}}) == "training reused"
+    assert _reused("unit", {"ran": True}) == "" and _reused("status", [{"environment": "staging"}]) == ""
+
+
+def test_the_benchmark_shows_per_stage_what_each_pass_reused() -> None:
+    from benchmarks.run import stage_rows
+
+    nothing_new = {"seconds": 9.0, "stages": [{"name": "unit", "seconds": 0.5, "reused": "reused"}]}
+    changed = {"seconds": 60.0, "stages": [{"name": "unit", "seconds": 20.0, "reused": ""}]}
+    (row,) = stage_rows(nothing_new, changed)
+    assert (row.ours, row.baseline, row.target, row.ok) == (0.5, 20.0, "reused / ran", None)
