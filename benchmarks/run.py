@@ -281,7 +281,8 @@ def flow(work: Path, base: Path, base_image: str, cold: bool) -> dict[str, Any]:
     if failed or len(runs) != len(passes):
         raise RuntimeError(f"the {'cold' if cold else 'warm'} flow failed at {failed}; see {base / 'logs'}")
     stages = runs[0]
-    promote_log = next((base / "logs").rglob("*-promote.log")).read_text()
+    first = base / "logs" / ("pass-1" if len(passes) > 1 else "")
+    promote_log = next(first.glob("*-promote.log")).read_text()
     promote = next(s for s in stages if s.name.startswith("promote"))
     health = sum(float(x) for x in re.findall(r"^health wait: ([\d.]+) s", promote_log, re.M))
     figures = {

@@ -264,6 +264,14 @@ def _passed(
         repo.push([f"refs/tags/{record.tag}"])
 
 
+def _content(ctx: Context, image_id: str) -> str:
+    """The build image's part of a key: its content id (labels aside, so the version it is stamped
+    with does not count); in a dry run before any build, its name."""
+    if ctx.dry_run and not ctx.engine.images.exists(image_id):
+        return image_id
+    return ctx.engine.images.content_id(image_id)
+
+
 def _reused(
     ctx: Context, stage: str, content_key: str, commit_tag: str, subject: str, *, version: str = "", push: bool = False
 ) -> dict[str, Any] | None:
@@ -294,7 +302,7 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
         "--cov-report=term",
         *(pytest_args or []),
     ]
-    content_key = results.key("unit", {"image": image_id, "command": cmd})
+    content_key = results.key("unit", {"image": _content(ctx, image_id), "command": cmd})
     commit_tag = image.rsplit(":", 1)[-1]  # the build image is tagged with the commit tag
     reused = _reused(ctx, "unit", content_key, commit_tag, image_id)
     if reused is not None:
@@ -319,7 +327,7 @@ def lint(ctx: Context) -> dict[str, Any]:
     image, image_id = _build_image_ref(ctx)
     reports = ctx.artifacts / "reports" / "lint"
     cmd = ["python", "-m", "cicd.lint_tools", "--reports", IN_LINT]
-    content_key = results.key("lint", {"image": image_id, "command": cmd})
+    content_key = results.key("lint", {"image": _content(ctx, image_id), "command": cmd})
     reused = _reused(ctx, "lint", content_key, image.rsplit(":", 1)[-1], image_id)
     if reused is not None:  # the audit asks a vulnerability database that changes by the day: never reused
         return {"image": image, **reused, "audit": _audit(ctx, image_id, reports / "audit")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -55,6 +56,16 @@ class Images(Part):
     def attrs(self, ref: str) -> dict[str, Any]:
         with self.translated(f"image {ref}", "it does not exist"):
             return dict(self.client.images.get(ref).attrs)
+
+    def content_id(self, ref: str) -> str:
+        """``sha256:`` of what the image holds and how it runs, its labels and parent aside: the
+        layers and the rest of its config. A rebuild that changes only a label (the version a
+        build image is stamped with after each release, say) keeps it; anything else changes it."""
+        attrs = self.attrs(ref)
+        config = {k: v for k, v in (attrs.get("Config") or {}).items() if k not in ("Labels", "Image", "Hostname")}
+        layers = (attrs.get("RootFS") or {}).get("Layers") or []
+        doc = {"layers": layers, "config": config, "os": attrs.get("Os"), "architecture": attrs.get("Architecture")}
+        return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         with self.translated(f"image {ref}", "it does not exist"):

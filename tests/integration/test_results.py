@@ -71,6 +71,9 @@ def seen(project: dict[str, Any]) -> dict[str, Any]:
     out["unit_no_cache"], _ = step(project, "--no-cache", "unit", *UNIT)
     out["release"], _ = step(project, "release")
     out["release_again"], out["release_again_log"] = step(project, "release")
+    # the build image is stamped with the next version now: only a label changed, so unit is reused
+    out["build_after_release"], _ = step(project, "build")
+    out["unit_after_release"], _ = step(project, "unit", *UNIT)
     out["integration"], _ = step(project, "integration", "--", "-k", "health")
     out["integration_again"], _ = step(project, "integration", "--", "-k", "health")
     step(project, "merge")
@@ -111,6 +114,8 @@ def test_an_unchanged_tree_reuses_every_stage(seen: dict[str, Any]) -> None:
     again = seen["release_again"]
     assert again["reused"] == seen["release"]["tag"] and again["digest"] == seen["release"]["digest"]
     assert "release: 0.1.0-rc.1 was released from this commit" in seen["release_again_log"].stderr
+    assert seen["build_after_release"]["image_id"] != seen["build"]["image_id"]  # another version label
+    assert seen["unit_after_release"]["reused"] and seen["unit_after_release"]["key"] == seen["unit"]["key"]
     assert seen["integration"]["ran"] and seen["integration_again"]["reused"]
     assert seen["acceptance"]["passed"] and not seen["acceptance"]["summary"].startswith("reused")
     assert seen["acceptance_again"]["tag"] == seen["acceptance"]["tag"]  # the same deployment's own verdict

@@ -231,6 +231,9 @@ class FakeImages:
     def exists(self, ref: str) -> bool:
         return ref in self.present
 
+    def content_id(self, ref: str) -> str:
+        return "sha256:content-of-" + ref
+
 
 @dataclass
 class FakeRegistry:
