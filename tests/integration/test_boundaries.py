@@ -88,6 +88,7 @@ ENGINE_CASES: list[tuple[str, Callable[[Engine], Any], str]] = [
     ("images.exists", lambda e: e.images.exists(MISSING_IMAGE), "nothing"),
     ("images.id", lambda e: e.images.id(MISSING_IMAGE), "raises"),
     ("images.attrs", lambda e: e.images.attrs(MISSING_IMAGE), "raises"),
+    ("images.content_id", lambda e: e.images.content_id(MISSING_IMAGE), "raises"),
     ("images.history", lambda e: e.images.history(MISSING_IMAGE), "raises"),
     ("images.platform", lambda e: e.images.platform(MISSING_IMAGE), "raises"),
     ("images.ensure_base", lambda e: e.images.ensure_base("127.0.0.1:9/no-such-base:0"), "raises"),

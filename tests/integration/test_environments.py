@@ -321,7 +321,8 @@ def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
 # plus the sessions no row runs here: merge, deploy to integration, promote to qa, rollback.
 DRY_RUNS = {
     "develop": [
-        ["ci", "--event", "push"],  # release, integration
+        ["ci", "--event", "push"],  # release (this commit's own, reused), integration (reused)
+        ["--no-cache", "ci", "--event", "push"],  # both anew: what a release would write
         ["ci", "--event", "pull_request"],  # build, unit, lint
         ["merge"],
         ["deploy", "integration"],
@@ -356,18 +357,22 @@ def test_dry_runs_change_nothing_anywhere(
     assert all("Traceback" not in r.stderr for _, _, r in results), shown
     outputs = {(b, " ".join(a)): json.loads(r.stdout) for b, a, r in results}
     assert all(o["dry_run"] is True for o in outputs.values())
-    sessions = {args[0] for _, args, _ in results if args[0] != "ci"}
+    sessions = {args[0] for _, args, _ in results if args[0] not in ("ci", "--no-cache")}
     for key, out in outputs.items():
-        if key[1].startswith("ci "):
+        if key[1].removeprefix("--no-cache ").startswith("ci "):
             assert out["result"]["ok"] and out["result"]["steps"], out
             for step in out["result"]["steps"]:  # every session of the row ran, dry
                 assert step["exit_code"] == 0 and step["result"]["dry_run"] is True, step
                 sessions.add(step["result"]["command"])
     assert sessions >= SESSIONS, SESSIONS - sessions
+    # develop's head is released already: a dry release reuses that record and would write nothing
+    (reused,) = [s["result"] for s in outputs[("develop", "ci --event push")]["result"]["steps"]
+                 if s["result"]["command"] == "release"]  # fmt: skip
+    assert reused["result"]["reused"].startswith("v0.1.0-rc.") and reused["writes"] == [], reused
     # what a dry release would have written, said and not done
     (dry_release,) = [
         step["result"]
-        for step in outputs[("develop", "ci --event push")]["result"]["steps"]
+        for step in outputs[("develop", "--no-cache ci --event push")]["result"]["steps"]
         if step["result"]["command"] == "release"
     ]
     would = dry_release["writes"]
