@@ -11,6 +11,7 @@ prerequisite.
     nox -s retrain              # scheduled: drift check, champion/challenger, retrain/<date> branch
     nox -s drift -- --source production   # drift check on an environment's prediction log
     nox -s bench / nox -s drills  # figures: speed and size beside a naive baseline; failure drills
+    nox -s contract             # does the package provide what the toolkit calls? one line per gap
 
 Every session takes the toolkit's global options after ``--``: ``nox -s release -- --dry-run``
 says each write instead of doing it, ``--json`` prints the result as JSON.
@@ -163,6 +164,14 @@ def drift(session: nox.Session) -> None:
     """Drift check on an environment's prediction log (``-- --source staging``) against the model it
     serves; the report in ``artifacts/drift/<environment>/``."""
     _with_project(session, "drift")  # it runs the package's drift check
+
+
+@nox.session(python=PYTHON, default=False)
+def contract(session: nox.Session) -> None:
+    """Check the project's package against the bring-your-own-model contract (cicd/README.md), one
+    line per gap; ``lint`` runs the same check inside the build image."""
+    session.install("--require-hashes", "-r", TOOLKIT, "-r", TEST)  # the package's commands answer --help
+    session.run("python", "-m", "cicd.contract", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

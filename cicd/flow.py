@@ -372,6 +372,7 @@ def _release_files(ctx: Context, wheelhouse: Path, wheel: Path, model: Path) -> 
     release_dir = ctx.root / RELEASE_DIR
     files = [
         ContextFile("Dockerfile", path=release_dir / "Dockerfile"),
+        ContextFile("healthcheck.py", path=release_dir / "healthcheck.py"),
         ContextFile("requirements/default.txt", path=ctx.root / "src/requirements/default.txt"),
         ContextFile("requirements/installer.txt", path=ctx.root / INSTALLER),
         ContextFile(f"dist/{wheel.name}", path=wheel),
@@ -548,7 +549,7 @@ def release(ctx: Context) -> dict[str, Any]:
         _release_files(ctx, runtime, wheel, out / "model"),
         "Dockerfile",
         f"{cfg.images.release}:{version}",
-        buildargs={"BASE_IMAGE": cfg.images.base},
+        buildargs={"BASE_IMAGE": cfg.images.base, "IMPORT_NAME": cfg.import_name},
         labels=oci_labels(ctx, str(version), cfg.project),
     )
     image_id, sbom = _with_sbom_label(ctx, built.image_id, f"{cfg.images.release}:{version}", out / "sbom")

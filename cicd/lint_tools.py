@@ -2,9 +2,10 @@
 
 ``python -m cicd.lint_tools [--reports DIR]``: ruff (lint + format check), mypy, bandit, hadolint on
 both Dockerfiles, yamllint on the YAML files, the GitHub and Azure schemas (check-jsonschema,
-offline), actionlint, and the check that the CI files call exactly the flow's sessions. Each
-tool's output is printed and saved to ``REPORT_DIR/<tool>.txt``. A tool that is missing counts as
-a failure: a check that did not run never counts as passed.
+offline), actionlint, the check that the CI files call exactly the flow's sessions, the locks, and
+the bring-your-own-model contract (``cicd.contract``). Each tool's output is printed and saved to
+``REPORT_DIR/<tool>.txt``. A tool that is missing counts as a failure: a check that did not run
+never counts as passed.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ CHECKS: list[tuple[str, list[str]]] = [
     ("actionlint", ["actionlint", "-no-color", ".github/workflows/pipeline.yml"]),
     ("ci-files", ["python", "-m", "cicd.ci_files"]),
     ("locks", ["python", "-m", "cicd.locks"]),
+    ("contract", ["python", "-m", "cicd.contract"]),
 ]
 
 

@@ -102,6 +102,8 @@ CASES = [
     case("cicd.audit", "missing file", "--reports", "/proc/none/a", says=r"cannot create.*/proc/none"),
     case("cicd.ci_files", "bad argument", "--no-such-flag", says=BAD_ARG),
     case("cicd.ci_files", "missing file", "--root", "{tmp}", says=r"no cicd/pipeline.yaml under.*--root"),
+    case("cicd.contract", "bad argument", "--no-such-flag", says=BAD_ARG),
+    case("cicd.contract", "missing file", "--root", "{tmp}", says=r"no cicd/pipeline.yaml under.*--root"),
     # the sample package
     case("sample_ml.run", "bad argument", "train", "--no-such-flag", says=BAD_ARG),
     case("sample_ml.run", "missing file", "train", "--config", "/nonexistent.yaml", says=r"/nonexistent.yaml"),
@@ -121,9 +123,9 @@ CASES = [
     case("sample_ml.monitoring.simulate", "missing file", "--output", "{tmp}/x.csv", says=r"no data at.*--data"),
     case("sample_ml.monitoring.quality", "bad argument", "--no-such-flag", says=BAD_ARG),
     case("sample_ml.monitoring.quality", "missing file", "--trials", "1", says=r"no data at.*--data"),
-    case("sample_ml.service.healthcheck", "bad argument", "--no-such-flag", says=BAD_ARG),
+    case("cicd.release.docker.healthcheck", "bad argument", "--no-such-flag", says=BAD_ARG),
     case(
-        "sample_ml.service.healthcheck",
+        "cicd.release.docker.healthcheck",
         "missing component",
         "--port",
         "{free_port}",

@@ -1,7 +1,6 @@
 """The HTTP prediction service (FastAPI): ``/health``, ``/metadata``, ``/predict``.
 
-Nothing heavy is imported here, so the container health probe
-(``python -m sample_ml.service.healthcheck``) starts in milliseconds.
+Nothing heavy is imported here: the app is made on first use.
 """
 
 from __future__ import annotations

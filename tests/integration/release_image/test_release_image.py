@@ -33,7 +33,10 @@ def _declared_body_status(port: int, length: int) -> int:
 def test_runs_as_non_root_with_a_healthcheck(engine: Engine, release_image: str) -> None:
     config = engine.images.attrs(release_image)["Config"]
     assert config["User"] not in ("", "0", "root")
-    assert config["Healthcheck"]["Test"][-1] == "sample_ml.service.healthcheck"
+    assert config["Healthcheck"]["Test"][-1] == "/opt/trainyard/healthcheck.py"  # the toolkit's own probe
+    assert config["Cmd"][-1] == 'exec python -m "$APP_MODULE" serve' and any(
+        e.startswith("APP_MODULE=") and e.endswith(".run") for e in config["Env"]
+    )  # the spec's import_name, never a name written into the Dockerfile
     labels = config["Labels"]
     for key in ("revision", "version", "created", "source"):
         assert labels[f"org.opencontainers.image.{key}"]
