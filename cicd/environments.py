@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from cicd.deploy import Live, get_target
 from cicd.errors import DeployError, PromotionError, PushError, RecordTrustError, ServiceError, TestsFailedError
 from cicd.flow import current_release, release_records
 from cicd.http import request_json
-from cicd.records import AcceptanceRecord, DeployRecord, history, now, previous_distinct, scan, timestamp
+from cicd.records import AcceptanceRecord, DeployRecord, Tagged, history, now, previous_distinct, scan, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +163,8 @@ def deploy(
     return record
 
 
-def _latest(ctx: Context, name: str) -> DeployRecord:
-    records = history(deploy_records(ctx), name)
+def _latest(ctx: Context, name: str, tags: Sequence[Tagged] | None = None) -> DeployRecord:
+    records = history(scan(tags, DeployRecord) if tags is not None else deploy_records(ctx), name)
     if not records:
         raise DeployError(f"nothing has been deployed to {name} yet; run `nox -s deploy -- {name}` first")
     return records[0]
@@ -174,12 +175,14 @@ def _latest(ctx: Context, name: str) -> DeployRecord:
 ACCEPTANCE_INPUTS = ("tests/acceptance/", "tests/conftest.py", "tests/__init__.py", "cicd/", "pyproject.toml")
 
 
-def _accepted_before(ctx: Context, env: Environment, record: DeployRecord, content_key: str) -> AcceptanceRecord | None:
+def _accepted_before(
+    ctx: Context, env: Environment, record: DeployRecord, content_key: str, tags: Sequence[Tagged]
+) -> AcceptanceRecord | None:
     """The newest verdict on ``env`` with ``content_key``, if it passed and the environment still
     serves that digest and is healthy (the check that proves nothing is new there); else None."""
     if results.turned_off(ctx):
         return None
-    same = [a for a in scan(ctx.trusted_tags(), AcceptanceRecord) if a.environment == env.name and a.key == content_key]
+    same = [a for a in scan(tags, AcceptanceRecord) if a.environment == env.name and a.key == content_key]
     if not same or not same[0].passed:  # a recorded failure is run again, never reused
         return None
     live = get_target(ctx, env).live()
@@ -201,14 +204,15 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
     A passing verdict on the same digest, environment spec, tests and arguments is reused while
     the environment serves that digest healthily; a redeployment of it gets its own record."""
     env = ctx.config.environment(name)
-    record = _latest(ctx, name)
-    release = next((r for r in release_records(ctx) if r.digest == record.digest), None)
+    tags = ctx.trusted_tags()  # one read of every tag for the three kinds of record
+    record = _latest(ctx, name, tags)
+    release = next((r for r in release_records(ctx, tags) if r.digest == record.digest), None)
     content_key = results.key(
         "acceptance",
         {"digest": record.digest, "environment": asdict(env),
          "inputs": results.tracked_digest(ctx, ACCEPTANCE_INPUTS), "arguments": list(pytest_args or [])},
     )  # fmt: skip
-    earlier = _accepted_before(ctx, env, record, content_key)
+    earlier = _accepted_before(ctx, env, record, content_key, tags)
     if earlier is not None:
         log.info("acceptance: passed for %s… at %s, reused", content_key[:19], earlier.time)
         if earlier.deploy_tag == record.tag:

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from fnmatch import fnmatch
@@ -31,7 +32,7 @@ from cicd.cache import CACHE
 from cicd.context import Context
 from cicd.errors import CICDError, GateError, ReleaseNotFoundError, TestsFailedError, VersionError
 from cicd.images import ContextFile, read_ignore, tree_files
-from cicd.records import CheckRecord, ReleaseRecord, find_release, scan, timestamp
+from cicd.records import CheckRecord, ReleaseRecord, Tagged, find_release, scan, timestamp
 from cicd.wheelhouse import ensure_wheelhouse
 
 log = logging.getLogger(__name__)
@@ -273,11 +274,19 @@ def _content(ctx: Context, image_id: str) -> str:
 
 
 def _reused(
-    ctx: Context, stage: str, content_key: str, commit_tag: str, subject: str, *, version: str = "", push: bool = False
+    ctx: Context,
+    stage: str,
+    content_key: str,
+    commit_tag: str,
+    subject: str,
+    *,
+    version: str = "",
+    push: bool = False,
+    tags: Sequence[Tagged] | None = None,
 ) -> dict[str, Any] | None:
     """Reuse a verified pass of ``stage`` with ``content_key`` if there is one: say so in one line and
     leave this commit its own record (the merge gate reads it). The stage's result, or None: run it."""
-    earlier = results.reusable(ctx, stage, content_key)
+    earlier = results.reusable(ctx, stage, content_key, tags)
     if earlier is None:
         return None
     log.info("%s: passed for %s… at %s, reused", stage, content_key[:19], earlier.time)
@@ -424,11 +433,11 @@ def _check_model_card(card_file: Path, metadata_file: Path) -> str | None:
     return str(trained)
 
 
-def _released_here(ctx: Context, branch: str) -> ReleaseRecord | None:
+def _released_here(ctx: Context, branch: str, tags: Sequence[Tagged]) -> ReleaseRecord | None:
     """This very commit's verified release from this branch: releasing it again would make the same
     thing under a new version (a merge of the same tree is a new commit, and released anew)."""
     head = ctx.repo.head()
-    return next((r for r in release_records(ctx) if r.commit == head and r.branch == branch), None)
+    return next((r for r in release_records(ctx, tags) if r.commit == head and r.branch == branch), None)
 
 
 def _training_key(ctx: Context, image_id: str, command: str, config_args: list[str]) -> str | None:
@@ -467,7 +476,7 @@ def _training_key(ctx: Context, image_id: str, command: str, config_args: list[s
     )
 
 
-def _train(ctx: Context, image: str, image_id: str, out: Path) -> dict[str, Any]:
+def _train(ctx: Context, image: str, image_id: str, out: Path, tags: Sequence[Tagged] | None) -> dict[str, Any]:
     """Train and gate the model in the build image into ``out`` (``model/``, ``evaluation/``), or
     reuse a bundle trained before from the same inputs whose stored files verify against its record."""
     cfg, repo = ctx.config, ctx.repo
@@ -480,7 +489,7 @@ def _train(ctx: Context, image: str, image_id: str, out: Path) -> dict[str, Any]
         f" && {cli} evaluate{config_arg} --model-dir {IN_OUT}/model --output {IN_OUT}/evaluation"
     )
     content_key = _training_key(ctx, image_id, train, config_args)
-    earlier = results.reusable(ctx, "train", content_key) if content_key else None
+    earlier = results.reusable(ctx, "train", content_key, tags) if content_key else None
     if content_key and earlier is not None and results.restore("train", content_key, earlier.subject, out):
         log.info(
             "train: passed for %s… at %s (bundle %s…), reused", content_key[:19], earlier.time, earlier.subject[:19]
@@ -512,7 +521,8 @@ def release(ctx: Context) -> dict[str, Any]:
     branch = ctx.branch()
     version = compute_version(ctx, branch)
     tag = cfg.tags.release_tag(str(version))
-    done = None if results.turned_off(ctx) else _released_here(ctx, branch)
+    tags = None if results.turned_off(ctx) else ctx.trusted_tags()  # one read for both reuse checks
+    done = None if tags is None else _released_here(ctx, branch, tags)
     if done is not None:
         log.info(
             "release: %s was released from this commit at %s (%s), reused", done.version, done.created, done.reference
@@ -534,7 +544,7 @@ def release(ctx: Context) -> dict[str, Any]:
         return {"version": str(version), "tag": tag, "released": False}
     out = ctx.artifacts / "release"
     shutil.rmtree(out, ignore_errors=True)
-    training = _train(ctx, image, image_id, out)
+    training = _train(ctx, image, image_id, out, tags)
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     settings = cfg.retrain.settings
     card = _check_model_card(ctx.root / Path(settings).parent / "card.json", out / "model" / "metadata.json")
@@ -583,21 +593,23 @@ def release(ctx: Context) -> dict[str, Any]:
     return summary
 
 
-def release_records(ctx: Context) -> list[ReleaseRecord]:
+def release_records(ctx: Context, tags: Sequence[Tagged] | None = None) -> list[ReleaseRecord]:
     """Every valid release record, newest first, each verified (tags that do not follow
-    ``tags.release`` are left out)."""
-    names = set(versioning.scan_tags(ctx.repo.tags(), ctx.config.tags.release).versions)
-    return [r for r in scan(ctx.trusted_tags(), ReleaseRecord) if r.tag in names]
+    ``tags.release`` are left out). ``tags``: the caller's one read of :meth:`Context.trusted_tags`."""
+    read = ctx.trusted_tags() if tags is None else tags
+    names = set(versioning.scan_tags([t.name for t in read], ctx.config.tags.release).versions)
+    return [r for r in scan(read, ReleaseRecord) if r.tag in names]
 
 
-def current_release(ctx: Context) -> ReleaseRecord:
-    return find_release(release_records(ctx), ctx.repo.head(), ctx.repo.tree(), ctx.repo.is_ancestor)
+def current_release(ctx: Context, tags: Sequence[Tagged] | None = None) -> ReleaseRecord:
+    return find_release(release_records(ctx, tags), ctx.repo.head(), ctx.repo.tree(), ctx.repo.is_ancestor)
 
 
 def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
     """Integration tests against the exact release image of this commit (pulled by digest if pushed)."""
     try:
-        record = current_release(ctx)
+        tags = ctx.trusted_tags()  # one read for the release record and the reuse check
+        record = current_release(ctx, tags)
     except ReleaseNotFoundError:
         if not ctx.dry_run:
             raise
@@ -610,7 +622,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
          "arguments": list(pytest_args or [])},
     )  # fmt: skip
     reused = _reused(
-        ctx, "integration", content_key, ctx.commit_tag(), record.digest, version=record.version, push=True
+        ctx, "integration", content_key, ctx.commit_tag(), record.digest, version=record.version, push=True, tags=tags
     )
     if reused is not None:
         return {"version": record.version, "reference": record.reference, **reused}

@@ -1,8 +1,8 @@
 """Stage results keyed by the content of their inputs: a stage whose inputs were all checked before
-reuses that pass instead of running again (issue 17; in progress: unit and integration use it).
+reuses that pass instead of running again (unit, lint, training, integration and acceptance).
 
 A key is ``sha256:`` of one canonical JSON document: the stage's name, a format number and every
-input that can change the outcome (for the unit tests: the build image's id, which holds the
+input that can change the outcome (for the unit tests: the build image's content, which holds the
 source, the tests and the pinned dependencies, and the command with its arguments). Passes are
 stored where the merge gate already reads them: signed check records (``checked/<stage>/...``)
 that carry the key. So a stored result is exactly as trustworthy as any record: it is read only
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cicd.cache import CACHE
 from cicd.context import Context
-from cicd.records import CheckRecord, scan
+from cicd.records import CheckRecord, Tagged, scan
 
 log = logging.getLogger(__name__)
 FORMAT = 1  # bump when what goes into a key changes: older records then match nothing
@@ -72,11 +72,13 @@ def turned_off(ctx: Context) -> bool:
     return ctx.env.get(NO_CACHE, "") not in ("", "0")
 
 
-def reusable(ctx: Context, stage: str, content_key: str) -> CheckRecord | None:
-    """The newest verified pass of ``stage`` with ``content_key``, unless reuse is turned off."""
+def reusable(ctx: Context, stage: str, content_key: str, tags: Iterable[Tagged] | None = None) -> CheckRecord | None:
+    """The newest verified pass of ``stage`` with ``content_key``, unless reuse is turned off.
+    ``tags``: the stage's one read of :meth:`Context.trusted_tags`, when it has one already."""
     if turned_off(ctx):
         return None
-    found = [c for c in scan(ctx.trusted_tags(), CheckRecord) if c.stage == stage and c.key == content_key]
+    read = ctx.trusted_tags() if tags is None else tags
+    found = [c for c in scan(read, CheckRecord) if c.stage == stage and c.key == content_key]
     return found[0] if found else None
 
 
