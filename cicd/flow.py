@@ -30,6 +30,7 @@ import semver
 from cicd import proc, results, versioning
 from cicd.cache import CACHE
 from cicd.context import Context
+from cicd.contract import VERSION_LINE  # the one line build_wheel stamps
 from cicd.errors import CICDError, GateError, ReleaseNotFoundError, TestsFailedError, VersionError
 from cicd.images import ContextFile, read_ignore, tree_files
 from cicd.records import CheckRecord, ReleaseRecord, Tagged, find_release, scan, timestamp
@@ -65,7 +66,6 @@ def compute_version(ctx: Context, branch: str) -> semver.Version:
 
 
 # --- wheels ----------------------------------------------------------------------------------
-VERSION_LINE = re.compile(r'(?m)^version\s*=\s*"[^"]*"')  # the one line build_wheel stamps
 
 
 def _package_files(ctx: Context) -> tuple[str, list[str]]:
