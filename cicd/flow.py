@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import sys
