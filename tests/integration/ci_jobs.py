@@ -76,8 +76,11 @@ class Runners:
     ports: dict[str, int]
 
     def fresh_runner(self, job: Job, ci: str) -> tuple[Path, dict[str, str]]:
-        """A clone of ``origin`` at the job's branch and a fresh Python; the images cleared."""
+        """A clone of ``origin`` at the job's branch and a fresh Python; the images cleared, and the
+        earlier jobs' workspaces gone (a hosted runner is thrown away after its job)."""
         self.engine.clear_images(keep={self.base_image})
+        for earlier in JOBS[: JOBS.index(job)]:
+            shutil.rmtree(self.scratch / f"{ci}-{earlier.name}", ignore_errors=True)
         home = self.scratch / f"{ci}-{job.name}"
         git(self.scratch, "clone", "--quiet", "--branch", job.branch, str(self.origin), str(home / "checkout"))
         subprocess.run([sys.executable, "-m", "venv", str(home / "python")], check=True)

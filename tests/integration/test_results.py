@@ -149,6 +149,20 @@ def test_a_changed_test_file_reruns_unit_and_reuses_the_training(seen: dict[str,
     assert training["bundle"] == seen["release"]["training"]["bundle"]  # the very bundle, verified
 
 
+def test_a_new_release_shares_the_dependency_layer_and_adds_under_a_megabyte(
+    seen: dict[str, Any], engine: Engine
+) -> None:
+    """rc.1 and rc.2 differ in the commit and the version. The dependencies (hundreds of MB) are one
+    layer both images share, so a release costs the engine, and the registry, only its own files."""
+    first, second = (
+        {entry["Id"]: entry["Size"] for entry in engine.client.api.history(seen[key]["image"])}
+        for key in ("release", "release_test_changed")
+    )
+    assert seen["release"]["image"] != seen["release_test_changed"]["image"]
+    assert max(size for layer, size in second.items() if layer in first) > 100e6, second  # shared
+    assert sum(size for layer, size in second.items() if layer not in first) < 1e6, second  # its own
+
+
 def test_a_changed_data_file_retrains(seen: dict[str, Any]) -> None:
     training = seen["release_data_changed"]["training"]
     assert training["ran"] and training["key"] != seen["release"]["training"]["key"]
