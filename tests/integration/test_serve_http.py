@@ -170,6 +170,7 @@ def test_sigterm_drains_requests_in_flight(bundle: Path, dummy_csv: Path) -> Non
     from concurrent.futures import ThreadPoolExecutor
 
     base, proc = serve(bundle)
+    signalled = False
     try:
         batch = {"records": (rows(dummy_csv) * 23)[:10_000]}  # the largest batch: each takes a while to parse and score
         with ThreadPoolExecutor(8) as pool:
@@ -179,10 +180,11 @@ def test_sigterm_drains_requests_in_flight(bundle: Path, dummy_csv: Path) -> Non
                 with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:  # noqa: S310 - local
                     in_flight = _samples(resp.read().decode(), "http_requests_in_flight") - 1  # not this one
             proc.send_signal(signal.SIGTERM)
+            signalled = True
             assert in_flight >= 4, "the requests were not in flight when SIGTERM came"
             answers = [f.result() for f in futures]
     finally:
-        if proc.poll() is None:
+        if not signalled:  # one SIGTERM only: a second, mid-shutdown, would kill it (exit -15)
             proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     assert [status for status, _ in answers] == [200] * 8, out[-2000:]
