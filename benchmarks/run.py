@@ -136,7 +136,10 @@ def build_baseline(ctx: Any) -> str:
         *[ContextFile(f"wheelhouse/{p.name}", path=p) for p in sorted(wheelhouse.glob("*.whl"))],
     ]
     result = engine.images.build(
-        files, "Dockerfile", "trainyard/bench-baseline:latest", buildargs={"BASE_IMAGE": cfg.images.base}
+        files,
+        "Dockerfile",
+        "trainyard/bench-baseline:latest",
+        buildargs={"BASE_IMAGE": cfg.images.base, "IMPORT_NAME": cfg.import_name, "SETTINGS": cfg.retrain.settings},
     )
     return str(result.image_id)
 

@@ -234,7 +234,8 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
         if environment is None:
             raise ConfigError(
                 f"--source must name an environment of {ctx.config.path} ({', '.join(ctx.config.environments)}); "
-                "for a file or a database, run the project's own drift command (`sample-ml drift --help`)"
+                f"for a file or a database, run the project's own drift command "
+                f"(`python -m {ctx.config.import_name}.run drift --help`)"
             )
         report = drift(ctx, environment)
         verdict = "DRIFT" if report["drifted"] else "no drift"

@@ -7,13 +7,12 @@ build → unit → release → integration → merge → deploy staging → acce
 production → status. Your own repository, tags and deployments are untouched. It ends with a
 short report of each stage and stops the services it started (``--keep`` leaves them running).
 
-``python -m cicd demo --local`` is the short version without Docker: the sample CLI's train,
-evaluate, predict and serve on this machine.
+``python -m cicd demo --local`` is the short version without Docker: the package's own train,
+evaluate and serve on this machine, called as the contract says (cicd/README.md).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -203,21 +202,15 @@ class _Tee:
 
 
 # --- the short version, no Docker ----------------------------------------------------------
-def _cli(*args: str, cwd: Path) -> proc.Completed:
-    return proc.run([sys.executable, "-m", "sample_ml.run", *args], cwd=cwd, timeout=900)
+def _cli(module: str, *args: str, cwd: Path) -> proc.Completed:
+    return proc.run([sys.executable, "-m", module, *args], cwd=cwd, timeout=900)
 
 
-def _records(data: Path, n: int) -> list[dict[str, float | int]]:
-    with data.open() as fh:
-        rows = [row for _, row in zip(range(n), csv.DictReader(fh), strict=False)]
-    return [{k: (int(float(v)) if k == "sex" else float(v)) for k, v in row.items() if k != "target"} for row in rows]
-
-
-def _serve_check(root: Path, model: Path, data: Path, log: Path) -> str:
+def _serve_check(module: str, root: Path, model: Path, log: Path) -> str:
     port = free_port()
     with log.open("w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sample_ml.run", "serve", "--model-dir", str(model), "--port", str(port)],
+            [sys.executable, "-m", module, "serve", "--model-dir", str(model), "--port", str(port)],
             cwd=root,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -227,16 +220,15 @@ def _serve_check(root: Path, model: Path, data: Path, log: Path) -> str:
     try:
         if not wait_healthy(f"{base}/health", timeout=60, is_alive=lambda: proc.poll() is None):
             raise RuntimeError(f"the service never became healthy at {base}/health; see {log}")
-        _, meta = request_json(f"{base}/metadata")
-        status, body = request_json(f"{base}/predict", {"records": _records(data, 3)})
+        status, meta = request_json(f"{base}/metadata")
         if status != 200:
-            raise RuntimeError(f"POST /predict answered {status}: {body}")
-        preds = ", ".join(f"{p:.1f}" for p in body["predictions"])
+            raise RuntimeError(f"GET /metadata answered {status}: {meta}")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         if proc.returncode != 0:
             raise RuntimeError(f"the service exited with {proc.returncode} after SIGTERM")
-        return f"{base}: /health ok, model {meta['model_name']}, predictions [{preds}], clean SIGTERM stop"
+        described = ", ".join(f"{k} {meta[k]}" for k in ("model_name", "version") if k in meta)
+        return f"{base}: /health ok, /metadata ok ({described or 'answered'}), clean SIGTERM stop"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -250,32 +242,31 @@ def run_local(root: Path, workdir: Path) -> list[Stage]:
 
 
 def _run_local(root: Path, workdir: Path) -> list[Stage]:
-    data = root / "notebooks" / "dummy_data" / "diabetes.csv"
-    model, evaluation, preds = workdir / "model", workdir / "evaluation", workdir / "predictions.csv"
+    """The package's own commands, as the contract (cicd/README.md) has the toolkit call them."""
+    from cicd.config import load_config
+
+    cfg = load_config(root / "cicd" / "pipeline.yaml", env={})
+    module, settings = f"{cfg.import_name}.run", str(root / cfg.retrain.settings)
+    model, evaluation = workdir / "model", workdir / "evaluation"
     steps = [
-        ("train", ["train", "--source", str(data), "--output", str(model)], f"bundle in {model}"),
+        ("train", ["train", "--config", settings, "--output", str(model)], f"bundle in {model}"),
         (
             "evaluate",
-            ["evaluate", "--source", str(data), "--model-dir", str(model), "--output", str(evaluation)],
+            ["evaluate", "--config", settings, "--model-dir", str(model), "--output", str(evaluation)],
             f"report in {evaluation}",
-        ),
-        (
-            "predict",
-            ["predict", "--source", str(data), "--model-dir", str(model), "--output", str(preds)],
-            f"scores in {preds}",
         ),
     ]
     stages: list[Stage] = []
     for name, args, detail in steps:
         start = time.perf_counter()
-        result = _cli(*args, cwd=root)
+        result = _cli(module, *args, cwd=root)
         ok = result.ok
         stages.append(Stage(name, ok, time.perf_counter() - start, detail if ok else f"exit code {result.exit_code}"))
         if not ok:
             return stages
     start = time.perf_counter()
     try:
-        detail = _serve_check(root, model, data, workdir / "serve.log")
+        detail = _serve_check(module, root, model, workdir / "serve.log")
         stages.append(Stage("serve", True, time.perf_counter() - start, detail))
     except (RuntimeError, OSError, subprocess.TimeoutExpired, CICDError) as err:
         stages.append(Stage("serve", False, time.perf_counter() - start, str(err)))

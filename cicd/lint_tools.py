@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from cicd import proc
+from cicd.config import load_config
 
 DOCKERFILES = ["cicd/build/docker/Dockerfile", "cicd/release/docker/Dockerfile"]
 YAML = ["cicd/pipeline.yaml"]
@@ -25,7 +26,7 @@ CHECKS: list[tuple[str, list[str]]] = [
     ("ruff", ["ruff", "check", "--no-cache", "."]),
     ("ruff-format", ["ruff", "format", "--no-cache", "--check", "."]),
     ("mypy", ["mypy", "--no-incremental", "--cache-dir=/dev/null"]),
-    ("bandit", ["bandit", "-q", "-r", "src/sample_ml", "cicd", "-ll"]),
+    ("bandit", ["bandit", "-q", "-r", "{source}", "cicd", "-ll"]),  # {source}: the package's code, from the spec
     ("hadolint", ["hadolint", "--failure-threshold", "warning", *DOCKERFILES]),
     ("yamllint", ["yamllint", "--strict", "-d", YAMLLINT_CONFIG, *YAML]),
     (
@@ -55,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=Path("reports/lint"), help="where each tool's output goes")
     reports = parser.parse_args(argv).reports
     reports.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(env={})
+    source = f"{cfg.package}/{cfg.import_name}"
     results: list[tuple[str, str]] = []
-    for name, cmd in CHECKS:
+    for name, template in CHECKS:
+        cmd = [part.format(source=source) for part in template]
         extra = [f for f in (".github", "azure-pipelines.yml") if Path(f).exists()] if name == "yamllint" else []
         if shutil.which(cmd[0]) is None:
             results.append((name, "DID NOT RUN (not installed)"))

@@ -56,7 +56,8 @@ def export(ctx: Context, name: str) -> Exported:
     if export_log is None:
         raise PredictionLogError(
             f"the {env.target} target of {name} keeps no log volume; point SERVICE_PREDICTION_LOG at a database "
-            f"(environments.{name}.settings.env) and read it with `sample-ml drift --loader predictions --source URL`"
+            f"(environments.{name}.settings.env) and read it with "
+            f"`python -m {ctx.config.import_name}.run drift --loader predictions --source URL`"
         )
     dest = ctx.artifacts / "predictions" / name
     path = export_log(dest)

@@ -22,7 +22,7 @@ from cicd.http import free_port
 from cicd.images import Engine
 from tests.integration.conftest import cicd, git, make_project
 
-UNIT = ["--", "--ignore-glob=*/sample_ml/*", "-k", "test_config"]  # a few quick unit tests, always the same
+UNIT = ["--", "-k", "cicd and test_config"]  # a few quick unit tests (the toolkit's), always the same
 DATA = "notebooks/dummy_data/diabetes.csv"
 
 
