@@ -181,7 +181,7 @@ def build_image(ctx: Context) -> dict[str, Any]:
     ]
     wheelhouse = ensure_wheelhouse("dev", reqs, platform)
     listed = ctx.repo.listed_files()  # never a file git ignores
-    files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore", only=listed)
+    files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore", "project/", only=listed)
     files += _wheelhouse_files(wheelhouse)
     result = engine.images.build(
         files,
