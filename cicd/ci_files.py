@@ -242,14 +242,21 @@ def _read(root: Path, name: str) -> str:
         ) from None
 
 
+GITHUB_FILE, AZURE_FILE = ".github/workflows/pipeline.yml", "azure-pipelines.yml"
+
+
 def check_repository(root: Path, flow: Mapping[str, Sequence[str]]) -> list[str]:
-    github_text = _read(root, ".github/workflows/pipeline.yml")
-    github, azure = yaml.safe_load(github_text), yaml.safe_load(_read(root, "azure-pipelines.yml"))
-    files = {".github/workflows/pipeline.yml": github_rows(github), "azure-pipelines.yml": azure_rows(azure)}
+    """The CI files the project has (GitHub's, Azure's, or both; at least one) against the flow."""
+    present = [name for name in (GITHUB_FILE, AZURE_FILE) if (root / name).is_file()]
+    if not present:
+        return [f"no CI file: neither {GITHUB_FILE} nor {AZURE_FILE}; the flow runs nowhere but by hand"]
+    texts = {name: _read(root, name) for name in present}
+    docs = {name: yaml.safe_load(text) for name, text in texts.items()}
+    files = {name: github_rows(doc) if name == GITHUB_FILE else azure_rows(doc) for name, doc in docs.items()}
     return [
         *problems(flow, files, noxfile_sessions(_read(root, "noxfile.py"))),
-        *github_privilege_problems(github, github_text),
-        *azure_privilege_problems(azure),
+        *(github_privilege_problems(docs[GITHUB_FILE], texts[GITHUB_FILE]) if GITHUB_FILE in docs else []),
+        *(azure_privilege_problems(docs[AZURE_FILE]) if AZURE_FILE in docs else []),
     ]
 
 
