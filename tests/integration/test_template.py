@@ -1,0 +1,149 @@
+"""The copier template (copier.yml), for real: copier renders this repository as users get it.
+
+- With the sample's answers it is this repository, file for file: no second copy of the tree.
+- A minimal project of another name (``churn_model``, a classifier of its own) meets the contract,
+  and passes its own tests, ruff and mypy.
+- ``copier update`` to a newer commit keeps the project's edits, takes the toolkit's changes, and
+  shows a clash as conflict markers.
+- Added to an existing repository, it leaves the package and tests there untouched, and the
+  feature row (build, unit tests in the build image, lint) passes on the real engine.
+
+The template is a throwaway clone of this repository as it is now (tracked and new files).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cicd.images import Engine
+from tests.integration.conftest import cicd, git, make_project
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+CHURN = {"example": "minimal", "project_name": "churn-model", "ci": "github"}
+
+
+def _run(*cmd: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        list(cmd), cwd=cwd, env={**os.environ, **IDENTITY, **(env or {})}, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return _run(sys.executable, "-m", "copier", *args, "--defaults", cwd=cwd)
+
+
+def render(template: Path, dest: Path, ref: str = "HEAD", **answers: str) -> Path:
+    data = [arg for key, value in answers.items() for arg in ("--data", f"{key}={value}")]
+    copier("copy", "--vcs-ref", ref, *data, str(template), str(dest), cwd=dest.parent)
+    return dest
+
+
+def files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    work, _ = make_project(tmp_path / "template")
+    return work
+
+
+def test_the_samples_answers_render_this_repository_file_for_file(template: Path, tmp_path: Path) -> None:
+    rendered = render(template, tmp_path / "sample")
+    tracked = set(git(template, "ls-files").splitlines())
+    template_only = {f for f in tracked if f == "copier.yml" or f.endswith(".jinja") or "{%" in f or "{{" in f}
+    assert files(rendered) == (tracked - template_only) | {".copier-answers.yml"}
+    differ = [f for f in tracked - template_only if (rendered / f).read_bytes() != (template / f).read_bytes()]
+    assert not differ, differ
+
+
+def test_a_minimal_project_meets_the_contract_and_passes_its_own_checks(template: Path, tmp_path: Path) -> None:
+    project = render(template, tmp_path / "churn", **CHURN)
+    assert (project / "src/churn_model/run.py").is_file() and not (project / "src/sample_ml").exists()
+    assert not (project / "azure-pipelines.yml").exists() and (project / ".github/workflows/pipeline.yml").is_file()
+    said = _run(sys.executable, "-m", "cicd.contract", cwd=project).stdout
+    assert "churn_model meets the contract" in said, said
+    _run(sys.executable, "-m", "cicd.ci_files", "--root", str(project), cwd=project)
+    env = {"PYTHONPATH": f"{project / 'src'}{os.pathsep}{project}"}
+    tests = _run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit", cwd=project, env=env)
+    assert " passed" in tests.stdout and "failed" not in tests.stdout, tests.stdout[-2000:]
+    _run(sys.executable, "-m", "ruff", "check", "--no-cache", ".", cwd=project)
+    _run(sys.executable, "-m", "ruff", "format", "--no-cache", "--check", ".", cwd=project)
+    _run(sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir=/dev/null", cwd=project)
+
+
+def test_copier_update_keeps_the_projects_edits_and_takes_the_toolkits_changes(template: Path, tmp_path: Path) -> None:
+    older = git(template, "rev-parse", "HEAD")
+    project = render(template, tmp_path / "churn", older, **CHURN)
+    git(project.parent, "init", "--quiet", "--initial-branch=main", str(project))
+    spec, model = project / "cicd/pipeline.yaml", project / "src/churn_model/model.py"
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "-m", "the generated project")
+    # The team's edits: its own spec setting, its own code.
+    spec.write_text(spec.read_text().replace("  initial_version: 0.1.0 ", "  initial_version: 1.0.0 "))
+    model.write_text(model.read_text() + '\n\nTEAM_NOTE = "ours"\n')
+    git(project, "commit", "--quiet", "-am", "our settings and our model")
+    # Trainyard moves on: a toolkit change, and a change to a spec line the team left alone.
+    readme, spec_template = template / "cicd/README.md", template / "cicd/pipeline.yaml.jinja"
+    readme.write_text(readme.read_text() + "\nA newer Trainyard.\n")
+    spec_template.write_text(spec_template.read_text().replace("timeout: 1800 ", "timeout: 2400 "))
+    git(template, "commit", "--quiet", "-am", "a newer toolkit")
+
+    copier("update", "--vcs-ref", "HEAD", cwd=project)
+    assert "initial_version: 1.0.0" in spec.read_text() and 'TEAM_NOTE = "ours"' in model.read_text()
+    assert "timeout: 2400" in spec.read_text() and (project / "cicd/README.md").read_text().endswith(
+        "A newer Trainyard.\n"
+    )
+    assert "<<<<<<<" not in spec.read_text()
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "-m", "take the newer Trainyard")
+
+    # Both change the same line: the update shows it as an ordinary conflict.
+    spec.write_text(spec.read_text().replace("  initial_version: 1.0.0 ", "  initial_version: 2.0.0 "))
+    git(project, "commit", "--quiet", "-am", "ours again")
+    spec_template.write_text(spec_template.read_text().replace("initial_version: 0.1.0 ", "initial_version: 0.2.0 "))
+    git(template, "commit", "--quiet", "-am", "the toolkit's own initial version")
+    copier("update", "--vcs-ref", "HEAD", "--conflict", "inline", cwd=project)
+    text = spec.read_text()
+    assert "<<<<<<<" in text and "initial_version: 2.0.0" in text and "initial_version: 0.2.0" in text, text
+
+
+def test_trainyard_joins_an_existing_repository_and_its_feature_row_passes(
+    template: Path, tmp_path: Path, engine: Engine, base_image: str
+) -> None:
+    # An existing repository: a package that meets the contract, its tests, its data; no CI, no toolkit.
+    churn = render(template, tmp_path / "churn", **CHURN)
+    existing = tmp_path / "existing"
+    for part in ("src", "tests/unit", "model", "data"):
+        shutil.copytree(churn / part, existing / part)
+    (existing / "README.md").write_text("# churn\n\nOur model.\n")
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", str(existing))
+    git(existing, "add", "-A")
+    git(existing, "commit", "--quiet", "-m", "our model")
+    theirs = {f: (existing / f).read_bytes() for f in files(existing)}
+
+    render(template, existing, **CHURN, existing="true")
+    assert {f: (existing / f).read_bytes() for f in theirs} == theirs  # not one byte of theirs changed
+    assert {"noxfile.py", "cicd/pipeline.yaml", ".github/workflows/pipeline.yml"} <= files(existing)
+    git(existing, "add", "-A")
+    git(existing, "commit", "--quiet", "-m", "add Trainyard")
+
+    # The feature row, as its CI job runs it: no signing key, the real engine.
+    env = {"TRAINYARD_BASE_IMAGE": base_image, "TRAINYARD_SIGNING_KEY": ""}
+    for stage in ("build", "unit", "lint"):
+        done = cicd(existing, stage, env=env, check=False)
+        assert done.returncode == 0, f"{stage}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "churn_model meets the contract" in done.stdout + done.stderr
