@@ -5,6 +5,8 @@
   and passes its own tests, ruff and mypy.
 - ``copier update`` to a newer commit keeps the project's edits, takes the toolkit's changes, and
   shows a clash as conflict markers.
+- That minimal project goes through the flow for real: build, unit, lint, release (its own
+  metrics: accuracy, no RMSE), integration, and a staging deploy that its acceptance tests pass.
 - Added to an existing repository, it leaves the package and tests there untouched, and the
   feature row (build, unit tests in the build image, lint) passes on the real engine.
 
@@ -13,6 +15,7 @@ The template is a throwaway clone of this repository as it is now (tracked and n
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,8 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from cicd.config import load_config
+from cicd.deploy.docker_target import DockerTarget
+from cicd.gitops import throwaway_clone
+from cicd.http import free_port, request_json
 from cicd.images import Engine
-from tests.integration.conftest import cicd, git, make_project
+from tests.integration.conftest import cicd, git, make_project, signer
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -150,3 +157,47 @@ def test_trainyard_joins_an_existing_repository_and_its_feature_row_passes(
         done = cicd(existing, stage, env=env, check=False)
         assert done.returncode == 0, f"{stage}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "churn_model meets the contract" in done.stdout + done.stderr
+
+
+def test_a_generated_classifier_goes_through_the_flow_to_an_accepted_staging(
+    template: Path, tmp_path: Path, engine: Engine, base_image: str
+) -> None:
+    churn = render(template, tmp_path / "churn", **CHURN)
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", str(churn))
+    git(churn, "add", "-A")
+    git(churn, "commit", "--quiet", "-m", "churn-model, from Trainyard")
+    work, _ = throwaway_clone(churn, tmp_path / "flow", allowed_signer=(".trainyard/allowed_signers", signer()[1]))
+    spec = work / "cicd/pipeline.yaml"
+    text = spec.read_text()
+    for default in (18080, 18081, 18082):
+        text = text.replace(f"port: {default}", f"port: {free_port()}")
+    spec.write_text(text)
+    git(work, "commit", "--quiet", "-am", "chore: free ports for this test")
+    git(work, "push", "--quiet", "origin", "develop")
+    env = {"TRAINYARD_BASE_IMAGE": base_image}
+
+    def step(*args: str) -> dict[str, object]:
+        return dict(json.loads(cicd(work, "--json", *args, env=env).stdout)["result"])
+
+    try:
+        for stage in ("build", "unit", "lint"):
+            step(stage)
+        release = step("release")
+        metrics = release["metrics"]
+        assert isinstance(metrics, dict) and "accuracy" in metrics["model"] and "rmse" not in metrics["model"], metrics
+        step("integration")
+        step("merge")
+        git(work, "checkout", "--quiet", "main")
+        git(work, "pull", "--quiet", "origin", "main")
+        step("deploy", "staging")
+        accepted = step("acceptance", "staging")
+        assert accepted["passed"], accepted
+        port = load_config(spec, env={}).environments["staging"].port
+        status, meta = request_json(f"http://127.0.0.1:{port}/metadata")
+        assert (
+            status == 200 and meta["model_name"] == "logistic_regression" and meta["image_digest"] == release["digest"]
+        )
+    finally:
+        config = load_config(spec, env={})
+        for environment in config.environments.values():
+            DockerTarget(config, environment, engine).discard()
