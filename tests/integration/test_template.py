@@ -194,9 +194,8 @@ def test_a_generated_classifier_goes_through_the_flow_to_an_accepted_staging(
         assert accepted["passed"], accepted
         port = load_config(spec, env={}).environments["staging"].port
         status, meta = request_json(f"http://127.0.0.1:{port}/metadata")
-        assert (
-            status == 200 and meta["model_name"] == "logistic_regression" and meta["image_digest"] == release["digest"]
-        )
+        assert status == 200 and meta["model_name"] == "logistic_regression", meta
+        assert meta["image_digest"] == release["digest"], (meta, release)
     finally:
         config = load_config(spec, env={})
         for environment in config.environments.values():
