@@ -162,6 +162,16 @@ def test_a_mutated_copy_is_caught(tmp_path: Path, path: str, old: str, new: str,
     assert any(message in p for p in found), found
 
 
+@pytest.mark.parametrize("kept", [[GITHUB], [AZURE], []])
+def test_a_project_with_one_ci_system_is_checked_on_that_one(tmp_path: Path, kept: list[str]) -> None:
+    """A project made with one CI system (copier.yml's `ci`) has only its file; none at all is a problem."""
+    for rel in [*kept, "noxfile.py"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    found = check_repository(tmp_path, CFG.flow)
+    assert found == ([] if kept else [f"no CI file: neither {GITHUB} nor {AZURE}; the flow runs nowhere but by hand"])
+
+
 def test_nox_is_installed_from_the_hashed_file_everywhere() -> None:
     """The README's commands, .ci/run and every CI job install nox from one hash-pinned file."""
     for name in ("README.md", ".ci/run", GITHUB, AZURE):
