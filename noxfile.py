@@ -19,6 +19,9 @@ says each write instead of doing it, ``--json`` prints the result as JSON.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.4.15"
@@ -31,8 +34,12 @@ nox.options.error_on_missing_interpreters = True
 # on CI runners). Another minor version is untested, so nox refuses rather than guess.
 PYTHON = "3.11"
 TOOLKIT = "cicd/requirements.txt"
-TEST = "src/requirements/test.txt"  # pytest and the runtime pins
-DEV = "src/requirements/dev.txt"  # TEST plus the linters and test tools
+# The project's package folder, `package` in cicd/pipeline.yaml (read as text: nox's own venv has
+# no YAML parser); its requirements beside it.
+_SPEC = Path(__file__).resolve().parent / "cicd" / "pipeline.yaml"
+PACKAGE = "./" + (re.findall(r"(?m)^package:\s*([^\s#]+)", _SPEC.read_text()) or ["src"])[0].strip("\"'")
+TEST = f"{PACKAGE}/requirements/test.txt"  # pytest and the runtime pins
+DEV = f"{PACKAGE}/requirements/dev.txt"  # TEST plus the linters and test tools
 
 
 def _cicd(session: nox.Session, command: str, *extra: str) -> None:
@@ -41,14 +48,14 @@ def _cicd(session: nox.Session, command: str, *extra: str) -> None:
 
 
 def _with_project(session: nox.Session, command: str) -> None:
-    """A session whose tests or commands import the sample package: install it beside its pins.
+    """A session whose tests or commands import the project's package: install it beside its pins.
 
     Each session stands alone (a CI job runs it in a fresh clone), so it installs everything
     that what it runs imports; nothing may come from another session's venv. Linters are not
     among it: they run inside the build image.
     """
     session.install("--require-hashes", "-r", TOOLKIT, "-r", TEST)
-    session.install("--no-deps", "./src")
+    session.install("--no-deps", PACKAGE)
     session.run("python", "-m", "cicd", command, *session.posargs)
 
 
@@ -62,7 +69,7 @@ def demo(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suites (``-- --test-type unit`` for one suite; other args go to pytest)."""
     session.install("--require-hashes", "-r", TOOLKIT, "-r", DEV)
-    session.install("--no-deps", "-e", "./src")
+    session.install("--no-deps", "-e", PACKAGE)
     wants_type = any(a.startswith("--test-type") for a in session.posargs)
     args = session.posargs if wants_type else ["--test-type", "all", *session.posargs]
     # Always in a new random order (modules, and tests within them; the seed is printed, and
@@ -123,7 +130,7 @@ def acceptance(session: nox.Session) -> None:
     """Acceptance tests against an environment's deployed service: ``nox -s acceptance -- staging``."""
     if not session.posargs:
         session.error("name the environment: nox -s acceptance -- staging")
-    _with_project(session, "acceptance")  # tests/acceptance reads the held-out rows through sample_ml
+    _with_project(session, "acceptance")  # the project's acceptance tests may import its package
 
 
 @nox.session(python=PYTHON, default=False)
@@ -183,7 +190,7 @@ def lock(session: nox.Session) -> None:
 
 def _benchmarks(session: nox.Session, module: str) -> None:
     session.install("--require-hashes", "-r", TOOLKIT, "-r", DEV)
-    session.install("--no-deps", "-e", "./src")
+    session.install("--no-deps", "-e", PACKAGE)
     session.run("python", "-m", f"benchmarks.{module}", *session.posargs)
 
 
