@@ -153,6 +153,18 @@ def make_project(tmp: Path) -> tuple[Path, Path]:
     return throwaway_clone(ROOT, tmp, allowed_signer=(".trainyard/allowed_signers", signer()[1]))
 
 
+def use_free_ports(work: Path) -> None:
+    """Give the project's environments free ports (the defaults may be taken), commit it on the
+    checked-out branch and push ``develop``."""
+    spec = work / "cicd" / "pipeline.yaml"
+    text = spec.read_text()
+    for default in (18080, 18081, 18082):
+        text = text.replace(f"port: {default}", f"port: {free_port()}")
+    spec.write_text(text)
+    git(work, "commit", "--quiet", "-am", "chore: free ports for this test")
+    git(work, "push", "--quiet", "origin", "develop")
+
+
 def cicd(
     work: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:

@@ -18,9 +18,8 @@ import pytest
 
 from cicd.config import load_config
 from cicd.deploy.docker_target import DockerTarget
-from cicd.http import free_port
 from cicd.images import Engine
-from tests.integration.conftest import cicd, git, make_project
+from tests.integration.conftest import cicd, git, make_project, use_free_ports
 
 UNIT = ["--", "-k", "cicd and test_config"]  # a few quick unit tests (the toolkit's), always the same
 DATA = "notebooks/dummy_data/diabetes.csv"
@@ -37,12 +36,7 @@ def _store() -> Path:
 def project(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Iterator[dict[str, Any]]:
     work, origin = make_project(tmp_path_factory.mktemp("results"))
     spec = work / "cicd/pipeline.yaml"
-    text = spec.read_text()
-    for default in (18080, 18081, 18082):
-        text = text.replace(f"port: {default}", f"port: {free_port()}")
-    spec.write_text(text)
-    git(work, "commit", "--quiet", "-am", "chore: free ports for this test")
-    git(work, "push", "--quiet", "origin", "develop")
+    use_free_ports(work)
     yield {"work": work, "origin": origin, "env": {"TRAINYARD_BASE_IMAGE": base_image}}
     config = load_config(spec, env={})
     for environment in config.environments.values():

@@ -28,9 +28,9 @@ import pytest
 from cicd.config import load_config
 from cicd.deploy.docker_target import DockerTarget
 from cicd.gitops import throwaway_clone
-from cicd.http import free_port, request_json
+from cicd.http import request_json
 from cicd.images import Engine
-from tests.integration.conftest import cicd, git, make_project, signer
+from tests.integration.conftest import cicd, git, make_project, signer, use_free_ports
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -168,12 +168,7 @@ def test_a_generated_classifier_goes_through_the_flow_to_an_accepted_staging(
     git(churn, "commit", "--quiet", "-m", "churn-model, from Trainyard")
     work, _ = throwaway_clone(churn, tmp_path / "flow", allowed_signer=(".trainyard/allowed_signers", signer()[1]))
     spec = work / "cicd/pipeline.yaml"
-    text = spec.read_text()
-    for default in (18080, 18081, 18082):
-        text = text.replace(f"port: {default}", f"port: {free_port()}")
-    spec.write_text(text)
-    git(work, "commit", "--quiet", "-am", "chore: free ports for this test")
-    git(work, "push", "--quiet", "origin", "develop")
+    use_free_ports(work)
     env = {"TRAINYARD_BASE_IMAGE": base_image}
 
     def step(*args: str) -> dict[str, object]:
