@@ -83,7 +83,13 @@ class Context:
 
     @property
     def artifacts(self) -> Path:
-        return self.root / "artifacts"
+        """Where the stages write. It ignores itself in git (a ``.gitignore`` of its own), so a
+        repository whose ``.gitignore`` does not list it (one Trainyard was added to) stays clean."""
+        path = self.root / "artifacts"
+        if not self.dry_run and not (path / ".gitignore").is_file():
+            path.mkdir(parents=True, exist_ok=True)
+            (path / ".gitignore").write_text("# Trainyard's outputs (cicd/context.py): never committed\n*\n")
+        return path
 
     def branch(self) -> str:
         return self.branch_override or self.repo.branch(self.env)

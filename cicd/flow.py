@@ -38,6 +38,7 @@ from cicd.wheelhouse import ensure_wheelhouse
 log = logging.getLogger(__name__)
 
 BUILD_DOCKERFILE = "cicd/build/docker/Dockerfile"
+PROJECT = "project/"  # where the project's files go in the build image's context (the wheelhouse beside)
 # Paths inside throwaway containers, not on the host.
 IN_REPORTS = "/tmp/reports"  # noqa: S108  # nosec B108
 IN_LINT = "/tmp/lint"  # noqa: S108  # nosec B108
@@ -181,11 +182,11 @@ def build_image(ctx: Context) -> dict[str, Any]:
     ]
     wheelhouse = ensure_wheelhouse("dev", reqs, platform)
     listed = ctx.repo.listed_files()  # never a file git ignores
-    files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore", "project/", only=listed)
+    files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore", PROJECT, only=listed)
     files += _wheelhouse_files(wheelhouse)
     result = engine.images.build(
         files,
-        BUILD_DOCKERFILE,
+        PROJECT + BUILD_DOCKERFILE,
         tag,
         buildargs={"BASE_IMAGE": cfg.images.base},
         labels=oci_labels(ctx, version, f"{cfg.project} build"),
