@@ -29,6 +29,8 @@ import yaml
 from cicd.errors import ConfigError, report, run_cli
 from cicd.plan import Step, parse_steps
 
+GITHUB_FILE, AZURE_FILE = ".github/workflows/pipeline.yml", "azure-pipelines.yml"  # the CI files a project may have
+
 
 def nox_steps(command: str) -> list[Step]:
     """``python -m nox -s a b -- x`` → steps a and b, each with args ``x``; other commands → []."""
@@ -143,7 +145,7 @@ def _read_only(steps: Sequence[Step]) -> bool:
 
 def github_privilege_problems(doc: Mapping[str, Any], text: str) -> list[str]:
     """Least privilege in a GitHub workflow (see the module's docstring)."""
-    name = ".github/workflows/pipeline.yml"
+    name = GITHUB_FILE
     out: list[str] = []
     if doc.get("permissions") != {}:
         out.append(f"{name}: top-level permissions must be {{}}, so each job grants only what it needs")
@@ -207,7 +209,7 @@ def job_variables(job: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
 
 def azure_privilege_problems(doc: Mapping[str, Any]) -> list[str]:
     """Least privilege in an Azure pipeline (see the module's docstring)."""
-    name = "azure-pipelines.yml"
+    name = AZURE_FILE
     out: list[str] = []
     top = doc.get("variables") or []
     if isinstance(top, list) and any(isinstance(v, Mapping) and "group" in v for v in top):
@@ -240,9 +242,6 @@ def _read(root: Path, name: str) -> str:
         raise ConfigError(
             f"cannot read {root / name} ({err.strerror}); pass --root with the project's folder"
         ) from None
-
-
-GITHUB_FILE, AZURE_FILE = ".github/workflows/pipeline.yml", "azure-pipelines.yml"
 
 
 def check_repository(root: Path, flow: Mapping[str, Sequence[str]]) -> list[str]:

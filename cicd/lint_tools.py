@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from cicd import proc
+from cicd.ci_files import AZURE_FILE, GITHUB_FILE
 from cicd.config import load_config
 
 DOCKERFILES = ["cicd/build/docker/Dockerfile", "cicd/release/docker/Dockerfile"]
@@ -31,7 +32,7 @@ CHECKS: list[tuple[str, list[str]]] = [
     ("yamllint", ["yamllint", "--strict", "-d", YAMLLINT_CONFIG, *YAML]),
     (
         "github-schema",
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", ".github/workflows/pipeline.yml"],
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", GITHUB_FILE],
     ),
     (
         "azure-schema",
@@ -41,10 +42,10 @@ CHECKS: list[tuple[str, list[str]]] = [
             "vendor.azure-pipelines",
             "--regex-variant",
             "nonunicode",
-            "azure-pipelines.yml",
+            AZURE_FILE,
         ],
     ),
-    ("actionlint", ["actionlint", "-no-color", ".github/workflows/pipeline.yml"]),
+    ("actionlint", ["actionlint", "-no-color", GITHUB_FILE]),
     ("ci-files", ["python", "-m", "cicd.ci_files"]),
     ("locks", ["python", "-m", "cicd.locks"]),
     ("contract", ["python", "-m", "cicd.contract"]),
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if absent:  # a project with one CI system has no file for the other: nothing there to check
             results.append((name, f"not applicable (no {', '.join(absent)})"))
             continue
-        extra = [f for f in (".github", "azure-pipelines.yml") if Path(f).exists()] if name == "yamllint" else []
+        extra = [f for f in (".github", AZURE_FILE) if Path(f).exists()] if name == "yamllint" else []
         if shutil.which(cmd[0]) is None:
             results.append((name, "DID NOT RUN (not installed)"))
             continue
