@@ -30,14 +30,8 @@ from cicd.deploy.docker_target import DockerTarget
 from cicd.gitops import throwaway_clone
 from cicd.http import request_json
 from cicd.images import Engine
-from tests.integration.conftest import cicd, git, make_project, signer, use_free_ports
+from tests.integration.conftest import IDENTITY, cicd, git, make_project, signer, use_free_ports
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
 CHURN = {"example": "minimal", "project_name": "churn-model", "ci": "github"}
 
 
