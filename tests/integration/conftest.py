@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from cicd.config import load_config
 from cicd.errors import EngineUnavailableError
 from cicd.gitops import throwaway_clone
 from cicd.http import free_port
@@ -29,6 +30,10 @@ from cicd.images import Engine
 from cicd.signing import new_key
 
 ROOT = Path(__file__).resolve().parents[2]
+# The project's names, from its spec: the toolkit's tests name no package of their own.
+SPEC = load_config(ROOT / "cicd" / "pipeline.yaml", env={})
+SOURCE = f"{SPEC.package}/{SPEC.import_name}"  # the package's code, e.g. src/sample_ml
+RELEASE_NAME = SPEC.images.release.rsplit("/", 1)[-1]  # the release's repository name in a registry
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BASE_CANDIDATES = ("python:3.11-slim", "local/python:3.11-bookworm")
 

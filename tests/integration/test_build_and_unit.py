@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cicd.records import CheckRecord, timestamp
-from tests.integration.conftest import cicd, git, make_project, signer
+from tests.integration.conftest import SOURCE, SPEC, cicd, git, make_project, signer
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_build_then_unit_inside_the_image(project: dict[str, Any]) -> None:
     assert checked and git(work, "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-tag", *checked) == ""
     assert (work / "artifacts/reports/unit/junit.xml").read_text().startswith("<?xml")
     assert "<coverage" in (work / "artifacts/reports/unit/coverage.xml").read_text()
-    assert list((work / "artifacts/dist").glob("sample_ml-*.whl"))
+    assert list((work / "artifacts/dist").glob(f"{SPEC.project.replace('-', '_')}-*.whl"))
 
 
 def test_a_second_build_is_fully_cached(project: dict[str, Any]) -> None:
@@ -49,7 +49,7 @@ def test_a_second_build_is_fully_cached(project: dict[str, Any]) -> None:
 
 
 def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project: dict[str, Any]) -> None:
-    module = project["work"] / "src/sample_ml/schema.py"
+    module = project["work"] / SOURCE / "schema.py"
     original = module.read_text()
     build(project)
     # Unique to this run: an engine kept between runs (as CI's is) may hold a fixed edit's layers.
@@ -66,7 +66,7 @@ def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project
 
 def test_files_git_ignores_enter_neither_the_image_nor_the_wheel(project: dict[str, Any], engine: Any) -> None:
     work, canary = project["work"], f"canary-{uuid.uuid4().hex}"  # made here: no file holds it
-    leftovers = ["src/build/lib/sample_ml/leftover.py", "src/sample_ml.egg-info/PKG-INFO", ".env"]
+    leftovers = [f"{SPEC.package}/build/lib/{SPEC.import_name}/leftover.py", f"{SOURCE}.egg-info/PKG-INFO", ".env"]
     for rel in leftovers:  # what an old `pip install .` or a developer leaves behind, all git-ignored
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text(f"SECRET={canary}\n")
@@ -79,8 +79,8 @@ def test_files_git_ignores_enter_neither_the_image_nor_the_wheel(project: dict[s
     _code, listing = engine.containers.capture(built["image_id"], ["sh", "-c", look])
     hits, _, entries = listing.partition("---")
     assert hits.strip() == "", hits
-    assert "sample_ml" in entries.split(), listing  # the listing ran
-    assert not {"build", ".env", "sample_ml.egg-info"} & set(entries.split()), listing
+    assert SPEC.import_name in entries.split(), listing  # the listing ran
+    assert not {"build", ".env", f"{SPEC.import_name}.egg-info"} & set(entries.split()), listing
     with zipfile.ZipFile(built["wheel"]) as wheel:
         names = wheel.namelist()
         assert not [n for n in names if "leftover" in n or "egg-info" in n], names
@@ -126,7 +126,7 @@ def test_merge_needs_passing_checks_then_merges_and_pushes(tmp_path: Path, engin
     work, origin = make_project(tmp_path)
     env = {"TRAINYARD_BASE_IMAGE": base_image}
     git(work, "checkout", "--quiet", "-b", "feature/merge-me")
-    (work / "src/sample_ml/extra.py").write_text('"""A new module."""\n')
+    (work / SOURCE / "extra.py").write_text('"""A new module."""\n')
     git(work, "add", "-A")
     git(work, "commit", "--quiet", "-m", "feat: extra module")
     refused = cicd(work, "merge", env=env, check=False)

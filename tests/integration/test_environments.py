@@ -26,7 +26,7 @@ from cicd.deploy.docker_target import DockerTarget
 from cicd.errors import ServiceError
 from cicd.http import free_port, request_json
 from cicd.images import Engine
-from tests.integration.conftest import Registry, cicd, git, make_project, start_registry
+from tests.integration.conftest import RELEASE_NAME, SPEC, Registry, cicd, git, make_project, start_registry
 
 ENVIRONMENTS = ("integration", "staging", "qa", "production")
 
@@ -376,7 +376,7 @@ def test_dry_runs_change_nothing_anywhere(
         if step["result"]["command"] == "release"
     ]
     would = dry_release["writes"]
-    assert any(w.startswith("[dry-run] build trainyard/sample-ml:") for w in would), would
+    assert any(w.startswith(f"[dry-run] build {SPEC.images.release}:") for w in would), would
     assert any(w.startswith("[dry-run] push ") and "credentials:" in w for w in would), would
     assert any(w.startswith("[dry-run] tag ") for w in would), would
     assert dry_release["result"]["released"] is False
@@ -422,7 +422,7 @@ def _forge(flow: dict[str, Any], sign: list[str], *, rename: bool = False, refer
     else:
         digest = "sha256:" + "e" * 64
         deployed = replace(
-            genuine, digest=digest, reference=reference or f"{flow['registry'].address}/sample-ml@{digest}",
+            genuine, digest=digest, reference=reference or f"{flow['registry'].address}/{RELEASE_NAME}@{digest}",
             time=timestamp(when), tag=name,
         )  # fmt: skip
         git(work, *sign, "tag", "-a", *(["-s"] if sign else []), "-m", deployed.to_message(), name, qa_commit)
@@ -452,8 +452,8 @@ def test_forged_records_are_refused_and_nothing_changes(
         "renamed": ([], {"rename": True}, "renamed since they were signed"),
         "foreign registry": (
             ["-c", "gpg.format=ssh", "-c", f"user.signingkey={allowed_key}"],
-            {"reference": "evil.example:5000/sample-ml@sha256:" + "e" * 64},
-            "refusing to pull 'evil.example:5000/sample-ml@sha256:",
+            {"reference": f"evil.example:5000/{RELEASE_NAME}@sha256:" + "e" * 64},
+            f"refusing to pull 'evil.example:5000/{RELEASE_NAME}@sha256:",
         ),
     }
     serving = _metadata(flow["ports"]["production"])["image_digest"]

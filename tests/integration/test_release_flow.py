@@ -12,7 +12,7 @@ from typing import Any
 
 from cicd.images import Engine
 from cicd.signing import strip_signature
-from tests.integration.conftest import cicd, git, make_project, missing, start_registry
+from tests.integration.conftest import RELEASE_NAME, SOURCE, SPEC, cicd, git, make_project, missing, start_registry
 
 RELEASE_TESTS = Path(__file__).resolve().parent / "release_image"
 
@@ -22,7 +22,7 @@ def test_release_is_recorded_in_git_and_pushed_by_digest(
 ) -> None:
     record, work, origin = released_flow["record"], released_flow["work"], released_flow["origin"]
     assert record["version"] == "0.1.0-rc.1" and record["pep440"] == "0.1.0rc1"
-    assert record["reference"] == f"{registry.address}/sample-ml@{record['digest']}"
+    assert record["reference"] == f"{registry.address}/{RELEASE_NAME}@{record['digest']}"
     assert record["digest"].startswith("sha256:")
     assert record["metrics"]["model"]["rmse"] < record["metrics"]["baseline"]["rmse"]
     tags = git(origin, "tag", "-l")
@@ -48,7 +48,7 @@ def test_the_release_carries_its_sbom_and_the_record_its_hash(released_flow: dic
     sbom = json.loads(text)
     assert sbom["bomFormat"] == "CycloneDX"
     names = {c["name"].lower().replace("_", "-") for c in sbom["components"]}
-    assert {"sample-ml", "scikit-learn", "fastapi", "numpy"} <= names, sorted(names)
+    assert {SPEC.project, "scikit-learn", "fastapi", "numpy"} <= names, sorted(names)
     assert "cyclonedx-bom" not in names and "pip" not in names  # the venv as it ships, not the tools
 
 
@@ -65,12 +65,12 @@ def test_integration_stage_runs_against_the_released_image(released_flow: dict[s
 
 def test_release_refuses_a_dirty_tree(released_flow: dict[str, Any]) -> None:
     work = released_flow["work"]
-    (work / "src/sample_ml/scratch.py").write_text("x = 1\n")
+    (work / SOURCE / "scratch.py").write_text("x = 1\n")
     try:
         result = cicd(work, "release", env=released_flow["env"], check=False)
     finally:
-        (work / "src/sample_ml/scratch.py").unlink()
-    assert result.returncode == 2 and "uncommitted changes (src/sample_ml/scratch.py)" in result.stderr
+        (work / SOURCE / "scratch.py").unlink()
+    assert result.returncode == 2 and f"uncommitted changes ({SOURCE}/scratch.py)" in result.stderr
 
 
 def test_no_engine_is_a_clear_error(released_flow: dict[str, Any]) -> None:
@@ -95,7 +95,7 @@ def test_a_build_failure_shows_the_log_tail(tmp_path: Path, engine: Engine, base
     )
     result = cicd(work, "build", env={"TRAINYARD_BASE_IMAGE": base_image}, check=False)
     assert result.returncode == 2
-    assert "building trainyard/sample-ml-build" in result.stderr and "returned a non-zero code: 7" in result.stderr
+    assert f"building {SPEC.images.build}" in result.stderr and "returned a non-zero code: 7" in result.stderr
     assert "about-to-fail" in result.stderr  # the tail of the log travels with the error
 
 
@@ -120,7 +120,7 @@ def test_a_refused_push_says_so_and_never_prints_the_password(released_flow: dic
         secured.process.terminate()
         secured.process.wait(timeout=10)
     assert result.returncode == 2, result.stdout[-2000:]
-    assert f"the registry refused {secured.address}/sample-ml:0.1.0-rc.2" in result.stderr, result.stderr[-2000:]
+    assert f"the registry refused {secured.address}/{RELEASE_NAME}:0.1.0-rc.2" in result.stderr, result.stderr[-2000:]
     assert "canary-wrong-password" not in result.stdout + result.stderr
     assert "v0.1.0-rc.2" not in git(work, "tag", "-l")  # nothing recorded for a release that did not ship
 
