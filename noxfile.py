@@ -30,9 +30,10 @@ nox.options.reuse_venv = "yes"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
-# The Python the sessions run on: what is tested (Debian 12's 3.11.2 in the newcomer test, 3.11.x
-# on CI runners). Another minor version is untested, so nox refuses rather than guess.
-PYTHON = "3.11"
+# The Python the sessions run on, from `.python-version` (also what CI's setup steps install and
+# the locks are compiled for): the version tested. Another minor version is untested, so nox
+# refuses rather than guess.
+PYTHON = (Path(__file__).resolve().parent / ".python-version").read_text().strip()
 TOOLKIT = "cicd/requirements.txt"
 # The project's package folder, `package` in cicd/pipeline.yaml (read as text: nox's own venv has
 # no YAML parser); its requirements beside it.

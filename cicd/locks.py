@@ -29,7 +29,7 @@ LOCKS = (
     "cicd/build/docker/installer.in",
     "cicd/requirements-ci.in",
 )
-PYTHON = "3.11"
+PYTHON_FILE = ".python-version"  # the project's Python (nox's sessions, CI's setup steps, the locks' floor)
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement)\s+(\S+)")
@@ -98,7 +98,10 @@ def problems(root: Path = ROOT) -> list[str]:
     if spec.is_file():
         base = load_config(spec, env={}).images.base  # the spec's own, not TRAINYARD_BASE_IMAGE
         if "@sha256:" not in base:
-            out.append(f"cicd/pipeline.yaml: images.base {base} is not pinned by digest (name:tag@sha256:...)")
+            out.append(
+                f"cicd/pipeline.yaml: images.base {base} is not pinned by digest; run `docker buildx imagetools"
+                f" inspect {base}` and write it as {base}@sha256:<digest>"
+            )
     for rel in LOCKS:
         source = root / rel
         lock = lock_of(source)
@@ -116,6 +119,14 @@ def problems(root: Path = ROOT) -> list[str]:
     return out
 
 
+def python_version(root: Path = ROOT) -> str:
+    """The project's Python (``3.11``), from its ``.python-version``."""
+    try:
+        return (root / PYTHON_FILE).read_text().strip()
+    except OSError as err:
+        raise ConfigError(f"cannot read {root / PYTHON_FILE} ({err.strerror}); it names the project's Python") from None
+
+
 def compile_all(root: Path = ROOT) -> None:
     uv = shutil.which("uv")
     if uv is None:
@@ -125,7 +136,7 @@ def compile_all(root: Path = ROOT) -> None:
         proc.run(
             [
                 uv, "pip", "compile", "--quiet", "--universal", "--generate-hashes",
-                "--python-version", PYTHON, "--custom-compile-command", "nox -s lock",
+                "--python-version", python_version(root), "--custom-compile-command", "nox -s lock",
                 "--output-file", str(lock_of(source)), str(source),
             ],
             cwd=root, timeout=600, check=True, what=f"compiling {rel}",

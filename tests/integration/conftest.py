@@ -38,6 +38,37 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 BASE_CANDIDATES = ("python:3.11-slim", "local/python:3.11-bookworm")
 
 
+def new_batch(
+    data: Path,
+    rows: int,
+    *,
+    seed: int,
+    feature: str,
+    shift: float = 0.0,
+    effect: float = 0.0,
+    shuffle_target: bool = False,
+) -> Any:
+    """New rows for the project's model, as the drift and retraining tests need them (a DataFrame):
+    ``rows`` rows of the CSV ``data`` (seeded; without replacement while there are enough), the
+    column ``feature`` moved by ``shift`` standard deviations (covariate drift), and ``effect``
+    times its standardized value added to the last column, the target (the relation changes); or
+    the target shuffled, so that no model can learn it. The package's own simulator is not used:
+    the toolkit's tests import no package of the project."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(data)
+    target = frame.columns[-1]
+    rng = np.random.default_rng(seed)
+    out = frame.iloc[rng.choice(len(frame), size=rows, replace=rows > len(frame))].reset_index(drop=True)
+    mean, sd = float(frame[feature].mean()), float(frame[feature].std())
+    out[feature] = out[feature] + shift * sd
+    out[target] = out[target] + effect * (out[feature] - mean) / sd
+    if shuffle_target:
+        out[target] = rng.permutation(out[target].to_numpy())
+    return out
+
+
 def missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} (CI=true: a test that cannot run fails)")

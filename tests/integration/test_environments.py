@@ -26,7 +26,16 @@ from cicd.deploy.docker_target import DockerTarget
 from cicd.errors import ServiceError
 from cicd.http import free_port, request_json
 from cicd.images import Engine
-from tests.integration.conftest import RELEASE_NAME, SPEC, Registry, cicd, git, make_project, start_registry
+from tests.integration.conftest import (
+    RELEASE_NAME,
+    SPEC,
+    Registry,
+    cicd,
+    git,
+    make_project,
+    new_batch,
+    start_registry,
+)
 
 ENVIRONMENTS = ("integration", "staging", "qa", "production")
 
@@ -542,13 +551,9 @@ def test_drift_and_retrain_read_staging_s_prediction_log(flow: dict[str, Any], f
     staging` and `retrain --source staging` read that log against the model staging serves."""
     import time
 
-    import pandas as pd
-
-    from sample_ml.monitoring.simulate import batch
-
     on(flow, "main")
     work, staging = flow["work"], flow["ports"]["staging"]
-    shifted = batch(pd.read_csv(work / "notebooks/dummy_data/diabetes.csv"), 300, shift=1.0, seed=7)
+    shifted = new_batch(work / "notebooks/dummy_data/diabetes.csv", 300, seed=7, feature="bmi", shift=1.0)
     records = shifted.drop(columns="target").to_dict("records")
     for chunk in (records[:150], records[150:]):
         status, body = request_json(f"http://127.0.0.1:{staging}/predict", {"records": chunk})

@@ -13,9 +13,7 @@ import pandas as pd
 import pytest
 
 from cicd.images import Engine
-from sample_ml.data_loaders import CSVDataLoader
-from sample_ml.monitoring.simulate import batch
-from tests.integration.conftest import Registry, cicd, git, make_project
+from tests.integration.conftest import Registry, cicd, git, make_project, new_batch
 
 DATE = "2026-01-02"
 
@@ -29,11 +27,12 @@ def project(tmp_path_factory: pytest.TempPathFactory, dummy_csv: Path) -> dict[s
     tmp = tmp_path_factory.mktemp("retrain")
     work, origin = make_project(tmp)
     git(work, "checkout", "--quiet", "main")
-    frame = CSVDataLoader(dummy_csv).load()
     data = {}
     for name, shift, effect in (("undrifted", 0.0, 0.0), ("unlearnable", 1.0, 0.0), ("drifted", 1.0, 60.0)):
         data[name] = tmp / f"{name}.csv"
-        new = batch(frame, 300, seed=3, shift=shift, effect=effect, shuffle_target=name == "unlearnable")
+        new = new_batch(
+            dummy_csv, 300, seed=3, feature="bmi", shift=shift, effect=effect, shuffle_target=name == "unlearnable"
+        )
         new.to_csv(data[name], index=False)
     return {"work": work, "origin": origin, "data": data, "tmp": tmp}
 

@@ -89,6 +89,28 @@ def test_a_minimal_project_meets_the_contract_and_passes_its_own_checks(template
     _run(sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir=/dev/null", cwd=project)
 
 
+def test_the_python_version_is_one_answer_and_an_unpinned_base_is_named(template: Path, tmp_path: Path) -> None:
+    """The Python asked for is in `.python-version`, which nox, the CI setup steps and the locks
+    read, and in the two pyproject files; a version whose base image has no pinned digest yet is
+    refused by lint's supply check, with the command that finds the digest."""
+    import tomllib
+
+    project = render(template, tmp_path / "py312", **CHURN, python_version="3.12")
+    assert (project / ".python-version").read_text() == "3.12\n"
+    assert "python-version-file: .python-version" in (project / ".github/workflows/pipeline.yml").read_text()
+    tools = tomllib.loads((project / "pyproject.toml").read_text())["tool"]
+    assert (tools["ruff"]["target-version"], tools["mypy"]["python_version"]) == ("py312", "3.12")
+    package = tomllib.loads((project / "src/pyproject.toml").read_text())["project"]
+    assert package["requires-python"] == ">=3.12,<3.13"
+    assert load_config(project / "cicd/pipeline.yaml", env={}).images.base == "python:3.12-slim-bookworm"
+    locks = subprocess.run(
+        [sys.executable, "-m", "cicd.locks", "--root", str(project)], capture_output=True, text=True, check=False
+    )
+    said = [line for line in (locks.stdout + locks.stderr).splitlines() if "images.base" in line]
+    assert locks.returncode != 0 and len(said) == 1, locks.stdout + locks.stderr
+    assert "docker buildx imagetools inspect python:3.12-slim-bookworm" in said[0]
+
+
 def test_copier_update_keeps_the_projects_edits_and_takes_the_toolkits_changes(template: Path, tmp_path: Path) -> None:
     older = git(template, "rev-parse", "HEAD")
     project = render(template, tmp_path / "churn", older, **CHURN)

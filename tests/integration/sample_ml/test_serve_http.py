@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -107,21 +106,6 @@ def test_serve_refuses_a_missing_bundle_before_binding(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no model bundle" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_the_local_demo_runs_the_packages_own_commands_end_to_end(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "cicd", "--json", "demo", "--local", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    report = json.loads(result.stdout)
-    assert report["ok"] and [s["name"] for s in report["stages"] if s["ok"]] == ["train", "evaluate", "serve"]
-    assert json.loads((tmp_path / "report.json").read_text()) == report  # the same, kept beside the outputs
-    assert (tmp_path / "evaluation" / "evaluation.png").is_file()
 
 
 def _samples(text: str, name: str, **labels: str) -> float:
