@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,6 +103,17 @@ def _reused(command: str, result: Any) -> str:
 Change = Callable[[Path], str]  # edits the throwaway copy, commits, and says what it changed
 
 
+def use_free_ports(spec: Path) -> None:
+    """Give every environment in the spec a port that is free now, in place (the rest of the text
+    as it was): a throwaway copy's services never take a real environment's port."""
+    from cicd.config import load_config
+
+    text = spec.read_text()
+    for environment in load_config(spec, env={}).environments.values():
+        text = re.sub(rf"(?m)^(\s+port:\s*){environment.port}\b", rf"\g<1>{free_port()}", text)
+    spec.write_text(text)
+
+
 def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:
     """The whole flow once in a throwaway copy of ``root`` (see the module's docstring)."""
     return run_flows(root, workdir, keep, [None])[0]
@@ -123,10 +135,7 @@ def run_flows(root: Path, workdir: Path | None, keep: bool, passes: Sequence[Cha
     work, _origin, keys = signed_throwaway_clone(root, base)
     env = {**os.environ, **keys}
     spec = work / "cicd" / "pipeline.yaml"
-    text = spec.read_text()
-    for default in (18080, 18081, 18082):
-        text = text.replace(f"port: {default}", f"port: {free_port()}")
-    spec.write_text(text)
+    use_free_ports(spec)
     repo = Repo(work)  # git through the toolkit: a machine without a git identity gets the default one
     repo.commit_all("chore: free ports for this throwaway run")
     repo.push(["refs/heads/develop"])

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from cicd import demo
 from cicd.config import load_config
 from cicd.errors import EngineUnavailableError
 from cicd.gitops import throwaway_clone
@@ -195,11 +196,7 @@ def make_project(tmp: Path) -> tuple[Path, Path]:
 def use_free_ports(work: Path) -> None:
     """Give the project's environments free ports (the defaults may be taken), commit it on the
     checked-out branch and push ``develop``."""
-    spec = work / "cicd" / "pipeline.yaml"
-    text = spec.read_text()
-    for default in (18080, 18081, 18082):
-        text = text.replace(f"port: {default}", f"port: {free_port()}")
-    spec.write_text(text)
+    demo.use_free_ports(work / "cicd" / "pipeline.yaml")
     git(work, "commit", "--quiet", "-am", "chore: free ports for this test")
     git(work, "push", "--quiet", "origin", "develop")
 

@@ -28,9 +28,9 @@ HOME = "/root"
 _PASSED_ENV = re.compile(r"^(PIP_.*|.*_PROXY|.*_proxy|SSL_CERT_FILE|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE)$")
 
 
-def readme_commands() -> list[str]:
-    """The two commands at the top of README.md: the first fenced bash block, comments dropped."""
-    text = (ROOT / "README.md").read_text()
+def readme_commands(root: Path = ROOT) -> list[str]:
+    """The two commands at the top of ``root``'s README.md: its first fenced bash block, comments dropped."""
+    text = (root / "README.md").read_text()
     block = text.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
 

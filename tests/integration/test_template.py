@@ -5,8 +5,10 @@
   and passes its own tests, ruff and mypy.
 - ``copier update`` to a newer commit keeps the project's edits, takes the toolkit's changes, and
   shows a clash as conflict markers.
-- That minimal project goes through the flow for real: build, unit, lint, release (its own
-  metrics: accuracy, no RMSE), integration, and a staging deploy that its acceptance tests pass.
+- The Python version asked for is the one every part of the project reads.
+- That minimal project runs its README's two commands, verbatim, in a fresh clone: the main job
+  carries it through the whole flow for real (build, unit, release with its own gate, integration,
+  merge, a staging deploy that its acceptance tests pass, promotion, status), and its tests pass.
 - Added to an existing repository, it leaves the package and tests there untouched, and the
   feature row (build, unit tests in the build image, lint) passes on the real engine.
 
@@ -26,11 +28,10 @@ from pathlib import Path
 import pytest
 
 from cicd.config import load_config
-from cicd.deploy.docker_target import DockerTarget
-from cicd.gitops import throwaway_clone
-from cicd.http import request_json
+from cicd.demo import FLOW
 from cicd.images import Engine
-from tests.integration.conftest import IDENTITY, cicd, git, make_project, signer, use_free_ports
+from tests.integration.conftest import IDENTITY, cicd, git, make_project
+from tests.integration.newcomer import readme_commands
 
 CHURN = {"example": "minimal", "project_name": "churn-model", "ci": "github"}
 
@@ -175,39 +176,28 @@ def test_trainyard_joins_an_existing_repository_and_its_feature_row_passes(
     assert "churn_model meets the contract" in done.stdout + done.stderr
 
 
-def test_a_generated_classifier_goes_through_the_flow_to_an_accepted_staging(
-    template: Path, tmp_path: Path, engine: Engine, base_image: str
-) -> None:
+def test_a_generated_classifier_runs_the_readmes_two_commands(tmp_path: Path, template: Path, base_image: str) -> None:
+    """The generated project's README starts with the same two commands, and both work there, run
+    verbatim as a user runs them in a fresh clone: the main job carries the classifier through
+    build, unit tests, release (trained, evaluated and gated), integration, merge, a staging
+    deploy with its acceptance tests, promotion and status; the tests pass."""
     churn = render(template, tmp_path / "churn", **CHURN)
     git(tmp_path, "init", "--quiet", "--initial-branch=main", str(churn))
     git(churn, "add", "-A")
     git(churn, "commit", "--quiet", "-m", "churn-model, from Trainyard")
-    work, _ = throwaway_clone(churn, tmp_path / "flow", allowed_signer=(".trainyard/allowed_signers", signer()[1]))
-    spec = work / "cicd/pipeline.yaml"
-    use_free_ports(work)
-    env = {"TRAINYARD_BASE_IMAGE": base_image}
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(churn), str(clone))
+    main_job, tests = readme_commands(clone)
+    env = {"TRAINYARD_BASE_IMAGE": base_image, "CI": "true"}
 
-    def step(*args: str) -> dict[str, object]:
-        return dict(json.loads(cicd(work, "--json", *args, env=env).stdout)["result"])
+    done = _run("bash", "-c", main_job, cwd=clone, env=env)
+    out = done.stdout + done.stderr
+    found = re.search(r"^report: (\S+)$", out, re.MULTILINE)
+    assert found, out[-3000:]
+    stages = json.loads(Path(found.group(1)).read_text())["stages"]
+    assert all(s["ok"] for s in stages), stages
+    assert [s["name"] for s in stages][1:] == [name for name, _, _ in FLOW], stages
+    assert "churn-model" in next(s["detail"] for s in stages if s["name"] == "release"), stages
 
-    try:
-        for stage in ("build", "unit", "lint"):
-            step(stage)
-        release = step("release")
-        metrics = release["metrics"]
-        assert isinstance(metrics, dict) and "accuracy" in metrics["model"] and "rmse" not in metrics["model"], metrics
-        step("integration")
-        step("merge")
-        git(work, "checkout", "--quiet", "main")
-        git(work, "pull", "--quiet", "origin", "main")
-        step("deploy", "staging")
-        accepted = step("acceptance", "staging")
-        assert accepted["passed"], accepted
-        port = load_config(spec, env={}).environments["staging"].port
-        status, meta = request_json(f"http://127.0.0.1:{port}/metadata")
-        assert status == 200 and meta["model_name"] == "logistic_regression", meta
-        assert meta["image_digest"] == release["digest"], (meta, release)
-    finally:
-        config = load_config(spec, env={})
-        for environment in config.environments.values():
-            DockerTarget(config, environment, engine).discard()
+    said = _run("bash", "-c", tests, cwd=clone, env=env).stdout
+    assert re.search(r"^\d+ passed in", said, re.MULTILINE), said[-3000:]  # and nothing failed or skipped
