@@ -47,6 +47,7 @@ class Lab:
     """The throwaway project, its registry and helpers to run the toolkit and look at the result."""
 
     def __init__(self, tmp: Path, base_image: str) -> None:
+        from cicd.demo import use_free_ports
         from cicd.gitops import signed_throwaway_clone
         from cicd.http import free_port
         from cicd.images import Engine
@@ -58,11 +59,7 @@ class Lab:
         self.start_registry()
         self.work, self.origin, keys = signed_throwaway_clone(ROOT, tmp / "project")
         spec = self.work / "cicd/pipeline.yaml"
-        text = spec.read_text()
-        self.ports = {name: free_port() for name in ("integration", "staging", "production")}
-        for default, name in ((18080, "integration"), (18081, "staging"), (18082, "production")):
-            text = text.replace(f"port: {default}", f"port: {self.ports[name]}")
-        spec.write_text(text)
+        self.ports = use_free_ports(spec)
         self.env = {
             **os.environ,
             **keys,

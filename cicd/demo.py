@@ -103,15 +103,18 @@ def _reused(command: str, result: Any) -> str:
 Change = Callable[[Path], str]  # edits the throwaway copy, commits, and says what it changed
 
 
-def use_free_ports(spec: Path) -> None:
+def use_free_ports(spec: Path) -> dict[str, int]:
     """Give every environment in the spec a port that is free now, in place (the rest of the text
-    as it was): a throwaway copy's services never take a real environment's port."""
+    as it was), so that a throwaway copy's services never take a real environment's port; the
+    ports, by environment."""
     from cicd.config import load_config
 
-    text = spec.read_text()
-    for environment in load_config(spec, env={}).environments.values():
-        text = re.sub(rf"(?m)^(\s+port:\s*){environment.port}\b", rf"\g<1>{free_port()}", text)
+    text, ports = spec.read_text(), {}
+    for name, environment in load_config(spec, env={}).environments.items():
+        ports[name] = free_port()
+        text = re.sub(rf"(?m)^(\s+port:\s*){environment.port}\b", rf"\g<1>{ports[name]}", text)
     spec.write_text(text)
+    return ports
 
 
 def run_flow(root: Path, workdir: Path | None, keep: bool) -> list[Stage]:

@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 
 from cicd.ci_files import job_variables
+from cicd.demo import use_free_ports
 from cicd.errors import EngineUnavailableError
-from cicd.http import free_port, request_json
+from cicd.http import request_json
 from cicd.images import Engine
 from cicd.records import DeployRecord, ReleaseRecord
 from cicd.signing import strip_signature
@@ -103,11 +104,7 @@ def open_runners(ci: str, scratch: Path, engine: Engine, base_image: str) -> Ite
     try:
         work, origin = make_project(scratch)
         spec = work / "cicd" / "pipeline.yaml"
-        text, ports = spec.read_text(), {}
-        for name, default in (("staging", 18081), ("production", 18082), ("integration", 18080)):
-            ports[name] = free_port()
-            text = text.replace(f"port: {default}", f"port: {ports[name]}")
-        spec.write_text(text)
+        ports = use_free_ports(spec)
         git(work, "commit", "--quiet", "-am", "chore: free ports for these runners")
         git(work, "push", "--quiet", "origin", "develop")
         git(work, "checkout", "--quiet", "-b", FEATURE)
