@@ -194,10 +194,14 @@ def test_a_generated_classifier_runs_the_readmes_two_commands(tmp_path: Path, te
     out = done.stdout + done.stderr
     found = re.search(r"^report: (\S+)$", out, re.MULTILINE)
     assert found, out[-3000:]
-    stages = json.loads(Path(found.group(1)).read_text())["stages"]
+    report = Path(found.group(1))
+    try:
+        stages = json.loads(report.read_text())["stages"]
+    finally:
+        shutil.rmtree(report.parent, ignore_errors=True)  # the demo keeps its throwaway copy for the user
     assert all(s["ok"] for s in stages), stages
     assert [s["name"] for s in stages][1:] == [name for name, _, _ in FLOW], stages
-    assert "churn-model" in next(s["detail"] for s in stages if s["name"] == "release"), stages
+    assert "trainyard/churn-model-build:" in stages[1]["detail"], stages
 
     said = _run("bash", "-c", tests, cwd=clone, env=env).stdout
-    assert re.search(r"^\d+ passed in", said, re.MULTILINE), said[-3000:]  # and nothing failed or skipped
+    assert re.search(r"^=+ \d+ passed in [^,]*=+$", said, re.MULTILINE), said[-3000:]  # nothing failed or skipped
