@@ -260,6 +260,16 @@ class FakeEngine:
         pass
 
 
+def _repository() -> str:
+    """The release's repository in the tests' registry (``registry.test:5000/<name>``), from the spec."""
+    spec = load_config(ROOT / "cicd" / "pipeline.yaml", env={"TRAINYARD_REGISTRY": "registry.test:5000"})
+    assert spec.registry is not None
+    return spec.registry.repository(spec.images.release)
+
+
+REPOSITORY = _repository()
+
+
 def config(**environments: dict[str, Any]) -> PipelineConfig:
     """The repository's own spec, a registry configured, every environment on a free port, with
     some environments changed (or added, as copies of staging)."""

@@ -9,6 +9,7 @@ from cicd.config import DEFAULT_PATH, load_config
 from cicd.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
+SPEC = load_config(DEFAULT_PATH, env={})  # the repository's own spec, whose lines the parse cases edit
 
 
 def _normalised_ports(text: str) -> str:
@@ -37,7 +38,8 @@ def test_environment_overrides(tmp_path: Path) -> None:
         DEFAULT_PATH, env={"TRAINYARD_BASE_IMAGE": "local/py:3.11", "TRAINYARD_REGISTRY": "127.0.0.1:5000"}
     )
     assert cfg.images.base == "local/py:3.11"
-    assert cfg.registry is not None and cfg.registry.repository(cfg.images.release) == "127.0.0.1:5000/sample-ml"
+    name = cfg.images.release.rsplit("/", 1)[-1]
+    assert cfg.registry is not None and cfg.registry.repository(cfg.images.release) == f"127.0.0.1:5000/{name}"
 
 
 def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +60,7 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("project: sample-ml", "project: ''", "project: must be a non-empty string"),
+        (f"project: {SPEC.project}", "project: ''", "project: must be a non-empty string"),
         ('  release: "v{version}"', '  release: "v"', "tags.release: must contain '{version}'"),
         ("  develop: develop", "  develop: [1]", "branches.develop: must be a non-empty string"),
         ("    port: 18081", "    port: 18080", "two docker environments share a port"),
@@ -80,7 +82,7 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         ('  branch: "retrain/{date}"', '  branch: "retrain"', "retrain.branch: must be a branch name containing"),
         ("  settings: model/settings.yaml", "  settings: ../x.yaml", "retrain.settings: must be a path inside"),
         ("  retrain: [retrain]", "  retrain: [nox retrain]", "flow.retrain"),
-        ("import_name: sample_ml", "import_name: 'sample_ml; rm -rf /'", "import_name: must be a dotted Python name"),
+        (f"import_name: {SPEC.import_name}", "import_name: 'x; rm -rf /'", "import_name: must be a dotted Python name"),
         ("    port: 18082", "    port: 18082\n    memory: lots", "environments.production.memory: must be a size"),
         ("    port: 18082", "    port: 18082\n    pids: 3", "environments.production.pids: must be an integer"),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cicd.config import load_config
 from cicd.contract import check
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,7 +24,8 @@ parser.parse_args()
 
 
 def test_this_repository_meets_the_contract() -> None:
-    assert check(ROOT, "src", "sample_ml", "model/settings.yaml") == ([], [])
+    spec = load_config(ROOT / "cicd" / "pipeline.yaml", env={})
+    assert check(ROOT, spec.package, spec.import_name, spec.retrain.settings) == ([], [])
 
 
 def test_an_incomplete_package_gets_one_clear_line_per_gap(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from cicd.config import DEFAULT_PATH, load_config
 from cicd.deploy.kubernetes import render, to_yaml
 
 DIGEST = "sha256:" + "ab" * 32
-REFERENCE = f"registry.example.com/sample-ml@{DIGEST}"
+REFERENCE = f"registry.example.com/{load_config(DEFAULT_PATH, env={}).project}@{DIGEST}"
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ The same paths run for real, through Docker and git, in ``tests/integration/test
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from cicd.errors import (
 )
 from cicd.proc import Completed
 from cicd.records import AcceptanceRecord, CheckRecord, DeployRecord, ReleaseRecord, timestamp
-from tests.unit.cicd.fakes import FakeEngine, config, context, fake_engine, fake_repo
+from tests.unit.cicd.fakes import REPOSITORY, FakeEngine, config, context, fake_engine, fake_repo
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -47,7 +48,7 @@ def release(ctx: Context, version: str, digest: str, minutes: int = 0) -> Releas
         tree=repo.tree(),
         branch="develop",
         image=f"sha256:{digest}",
-        reference=f"registry.test:5000/sample-ml@sha256:{digest}",
+        reference=f"{REPOSITORY}@sha256:{digest}",
         digest=f"sha256:{digest}",
         created=timestamp(T0 + timedelta(minutes=minutes)),
         tag=f"v{version}",
@@ -248,7 +249,7 @@ def test_an_environment_with_a_prediction_log_gets_its_own_named_volume(health: 
     environments.deploy(ctx, "staging")
     started = fake_engine(ctx).containers
     port = ctx.config.environment("staging").port  # part of the name, as of the containers' identity
-    assert started.volumes == {f"trainyard-sample-ml-staging-{port}-predictions": "/var/lib/predictions"}
+    assert started.volumes == {f"trainyard-{ctx.config.project}-staging-{port}-predictions": "/var/lib/predictions"}
     assert started.env["SERVICE_PREDICTION_LOG"] == "sqlite:////var/lib/predictions/predictions.sqlite"
     assert (
         started.env["SERVICE_PREDICTION_LOG_SAMPLE"] == "0.25"
@@ -395,7 +396,7 @@ def staged(ctx: Context, env: str, digest: str, *, accepted: bool | None, minute
         environment=env,
         version="1.0.0",
         digest=f"sha256:{digest}",
-        reference=f"registry.test:5000/sample-ml@sha256:{digest}",
+        reference=f"{REPOSITORY}@sha256:{digest}",
         image=f"sha256:{digest}",
         commit=repo.head(),
         time=timestamp(when),
@@ -503,9 +504,9 @@ def test_a_record_naming_another_registry_is_never_pulled(health: Any) -> None:
     ctx = context()
     health(ctx)
     record = staged(ctx, "staging", "a" * 64, accepted=True)
-    forged = replace(record, reference="evil.example/sample-ml@" + record.digest)
+    forged = replace(record, reference=REPOSITORY.replace("registry.test:5000", "evil.example") + "@" + record.digest)
     fake_repo(ctx).tags_[record.tag] = repo_tag(record.tag, record.commit, forged.to_message())
-    with pytest.raises(RegistryError, match=r"may only name registry\.test:5000/sample-ml@sha256:<digest>"):
+    with pytest.raises(RegistryError, match=re.escape(f"may only name {REPOSITORY}@sha256:<digest>")):
         environments.promote(ctx, "production")
     assert fake_engine(ctx).containers.items == {} and not fake_engine(ctx).registry.pulled
 
@@ -538,7 +539,7 @@ def _as_deployable(digest: str) -> DeployRecord:
         "x",
         "0.9.0",
         f"sha256:{digest}",
-        f"registry.test:5000/sample-ml@sha256:{digest}",
+        f"{REPOSITORY}@sha256:{digest}",
         f"sha256:{digest}",
         "c" * 40,
         timestamp(T0),
