@@ -197,11 +197,15 @@ def test_a_generated_classifier_runs_the_readmes_two_commands(tmp_path: Path, te
     report = Path(found.group(1))
     try:
         stages = json.loads(report.read_text())["stages"]
+        released = json.loads((report.parent / "work/artifacts/release.json").read_text())  # the demo's copy
     finally:
         shutil.rmtree(report.parent, ignore_errors=True)  # the demo keeps its throwaway copy for the user
     assert all(s["ok"] for s in stages), stages
     assert [s["name"] for s in stages][1:] == [name for name, _, _ in FLOW], stages
     assert "trainyard/churn-model-build:" in stages[1]["detail"], stages
+    metrics = released["metrics"]  # the classifier's own: accuracy against its baseline, no RMSE
+    assert metrics["model_name"] == "logistic_regression" and "rmse" not in metrics["model"], metrics
+    assert metrics["model"]["accuracy"] > metrics["baseline"]["accuracy"], metrics
 
     said = _run("bash", "-c", tests, cwd=clone, env=env).stdout
     assert re.search(r"^=+ \d+ passed in [^,]*=+$", said, re.MULTILINE), said[-3000:]  # nothing failed or skipped
