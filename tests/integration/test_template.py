@@ -79,6 +79,8 @@ def test_a_minimal_project_meets_the_contract_and_passes_its_own_checks(template
     project = render(template, tmp_path / "churn", **CHURN)
     assert (project / "src/churn_model/run.py").is_file() and not (project / "src/sample_ml").exists()
     assert not (project / "azure-pipelines.yml").exists() and (project / ".github/workflows/pipeline.yml").is_file()
+    readme = (project / "README.md").read_text()  # the project's own: its name, its package, no sample
+    assert readme.startswith("# churn-model\n") and "src/churn_model" in readme and "sample" not in readme.lower()
     said = _run(sys.executable, "-m", "cicd.contract", cwd=project).stdout
     assert "churn_model meets the contract" in said, said
     _run(sys.executable, "-m", "cicd.ci_files", "--root", str(project), cwd=project)
