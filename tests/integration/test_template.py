@@ -100,6 +100,7 @@ def test_the_python_version_is_one_answer_and_an_unpinned_base_is_named(template
 
     project = render(template, tmp_path / "py312", **CHURN, python_version="3.12")
     assert (project / ".python-version").read_text() == "3.12\n"
+    assert "on a machine with Python 3.12" in (project / "README.md").read_text()  # what its two commands need
     assert "python-version-file: .python-version" in (project / ".github/workflows/pipeline.yml").read_text()
     tools = tomllib.loads((project / "pyproject.toml").read_text())["tool"]
     assert (tools["ruff"]["target-version"], tools["mypy"]["python_version"]) == ("py312", "3.12")
