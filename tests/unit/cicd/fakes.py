@@ -260,24 +260,20 @@ class FakeEngine:
         pass
 
 
-def _repository() -> str:
-    """The release's repository in the tests' registry (``registry.test:5000/<name>``), from the spec."""
-    spec = load_config(ROOT / "cicd" / "pipeline.yaml", env={"TRAINYARD_REGISTRY": "registry.test:5000"})
-    assert spec.registry is not None
-    return spec.registry.repository(spec.images.release)
-
-
-REPOSITORY = _repository()
+# The repository's own spec with the tests' registry, read once (configs are frozen: each test
+# gets its changes through ``replace``); and the release's repository in that registry.
+SPEC = load_config(ROOT / "cicd" / "pipeline.yaml", env={"TRAINYARD_REGISTRY": "registry.test:5000"})
+assert SPEC.registry is not None
+REPOSITORY = SPEC.registry.repository(SPEC.images.release)  # registry.test:5000/<name>
 
 
 def config(**environments: dict[str, Any]) -> PipelineConfig:
     """The repository's own spec, a registry configured, every environment on a free port, with
     some environments changed (or added, as copies of staging)."""
-    base = load_config(ROOT / "cicd" / "pipeline.yaml", env={"TRAINYARD_REGISTRY": "registry.test:5000"})
-    envs = {name: replace(env, port=free_port()) for name, env in base.environments.items()}
+    envs = {name: replace(env, port=free_port()) for name, env in SPEC.environments.items()}
     for name, changes in environments.items():
         envs[name] = replace(envs[name], **changes) if name in envs else replace(envs["staging"], name=name, **changes)
-    return replace(base, environments=envs)
+    return replace(SPEC, environments=envs)
 
 
 def context(cfg: PipelineConfig | None = None, *, dry_run: bool = False, branch: str = "main") -> Context:
