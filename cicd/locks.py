@@ -131,12 +131,13 @@ def compile_all(root: Path = ROOT) -> None:
     uv = shutil.which("uv")
     if uv is None:
         raise ConfigError("uv is not installed here; run `nox -s lock`, which installs it")
+    python = python_version(root)
     for rel in LOCKS:
         source = root / rel
         proc.run(
             [
                 uv, "pip", "compile", "--quiet", "--universal", "--generate-hashes",
-                "--python-version", python_version(root), "--custom-compile-command", "nox -s lock",
+                "--python-version", python, "--custom-compile-command", "nox -s lock",
                 "--output-file", str(lock_of(source)), str(source),
             ],
             cwd=root, timeout=600, check=True, what=f"compiling {rel}",
