@@ -1,7 +1,8 @@
 """``cicd/pipeline.yaml`` → typed, frozen settings, validated with errors naming key and file.
 
-Environment variables may override the base image (``TRAINYARD_BASE_IMAGE``) and the registry
-(``TRAINYARD_REGISTRY``). Credentials are read from the environment only when needed and are
+Environment variables may override the base image (``TRAINYARD_BASE_IMAGE``), the proxy's image
+(``TRAINYARD_PROXY_IMAGE``) and the registry (``TRAINYARD_REGISTRY``).
+Credentials are read from the environment only when needed and are
 never part of these objects' ``repr``.
 """
 
@@ -22,6 +23,7 @@ from cicd.plan import ROWS, parse_steps
 DEFAULT_PATH = Path(__file__).resolve().parent / "pipeline.yaml"
 ENV_BASE_IMAGE = "TRAINYARD_BASE_IMAGE"
 ENV_REGISTRY = "TRAINYARD_REGISTRY"
+ENV_PROXY_IMAGE = "TRAINYARD_PROXY_IMAGE"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Images:
     base: str
     build: str
     release: str
+    proxy: str = "nginx:1.26-bookworm"  # the reverse proxy in front of proxied environments
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,38 @@ class Environment:
     memory: str = "1g"  # the service container's memory limit (docker's form: 512m, 2g)
     pids: int = 256  # the service container's process limit
     prediction_log: PredictionLogSettings | None = None  # off unless the spec asks for it
+    host: str | None = None  # its engine (``unix://``, ``ssh://``, ``tcp://``, ``$VAR``); None: the deployer's
+    public_url: str | None = None  # ``environments.<name>.url``: where users reach it
+    bind: str | None = None  # the proxy's public address (``host:port``); default ``127.0.0.1:<port>``
+    proxy: bool = False  # a reverse proxy in front, blue/green behind it (always on a remote host)
+    service_ports: tuple[int, int] | None = None  # the two colours' loopback ports behind the proxy
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where acceptance, status and the health checks reach it: ``url``, else the proxy's or port's address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.address}"
+
+    @property
+    def address(self) -> str:
+        """``host:port`` the environment serves on (the proxy's ``bind``, else 127.0.0.1 and the port)."""
+        return self.bind or f"127.0.0.1:{self.port}"
+
+    @property
+    def remote(self) -> bool:
+        """Runs on another engine than the deployer's (a host named in the spec that is not a unix socket)."""
+        return self.host is not None and not self.host.startswith("unix://")
+
+    @property
+    def proxied(self) -> bool:
+        return self.target == "docker" and (self.proxy or self.remote)
+
+    @property
+    def colours(self) -> dict[str, int]:
+        """The loopback port of each colour behind the proxy (``service_ports``, else port+100 and port+200)."""
+        blue, green = self.service_ports or (self.port + 100, self.port + 200)
+        return {"blue": blue, "green": green}
 
 
 @dataclass(frozen=True)
@@ -259,6 +290,11 @@ _ENV_KEYS = {
     "memory",
     "pids",
     "prediction_log",
+    "host",
+    "url",
+    "bind",
+    "proxy",
+    "service_ports",
 }
 TARGETS = ("docker", "kubernetes")
 
@@ -286,11 +322,13 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", import_name):
         raise r.fail("import_name", f"must be a dotted Python name (it reaches commands), got {import_name!r}")
 
-    r.checked("images", {"base", "build", "release"})
+    r.checked("images", {"base", "build", "release", "proxy"})
     images = Images(
         base=env.get(ENV_BASE_IMAGE) or _image_reference(r, "images.base"),
         build=r.string("images.build"),
         release=r.string("images.release"),
+        proxy=env.get(ENV_PROXY_IMAGE)
+        or (_image_reference(r, "images.proxy") if r.get("images.proxy", required=False) else Images.proxy),
     )
 
     registry_raw = r.checked("registry", {"url", "namespace", "username_env", "password_env"}, required=False)
@@ -372,6 +410,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             memory=_memory(r, f"{key}.memory"),
             pids=r.integer(f"{key}.pids", 256, 16, 65536),
             prediction_log=_prediction_log(r, f"{key}.prediction_log") if spec.get("prediction_log") else None,
+            **_placement(r, key, spec),
         )
     _check_environments(r, environments)
 
@@ -422,6 +461,45 @@ def _prediction_log(r: _Reader, key: str) -> PredictionLogSettings:
     return PredictionLogSettings(sample=float(sample), max_rows=r.integer(f"{key}.max_rows", 1_000_000, 1, 10**12))
 
 
+def _placement(r: _Reader, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the environment runs and is reached: ``host``, ``url``, ``bind``, ``proxy``, ``service_ports``."""
+    out: dict[str, Any] = {}
+    host = spec.get("host")
+    if host is not None:
+        if not isinstance(host, str) or not re.fullmatch(r"(unix|ssh|tcp)://\S+|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", host):
+            raise r.fail(
+                f"{key}.host",
+                "must be unix:///path, ssh://user@host[:port], tcp://host:2376 or $VARIABLE (read when deploying), "
+                f"got {host!r}",
+            )
+        out["host"] = host
+    url = spec.get("url")
+    if url is not None:
+        if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise r.fail(f"{key}.url", f"must be an http:// or https:// address, got {url!r}")
+        out["public_url"] = url
+    bind = spec.get("bind")
+    if bind is not None:
+        if not isinstance(bind, str) or not re.fullmatch(r"([0-9A-Za-z.\-]+|\[[0-9a-fA-F:]+\]):[0-9]{1,5}", bind):
+            raise r.fail(f"{key}.bind", f"must be address:port (127.0.0.1:8080, 0.0.0.0:80), got {bind!r}")
+        out["bind"] = bind
+    proxy = spec.get("proxy", False)
+    if not isinstance(proxy, bool):
+        raise r.fail(f"{key}.proxy", f"must be true or false, got {proxy!r}")
+    out["proxy"] = proxy
+    ports = spec.get("service_ports")
+    if ports is not None:
+        if (
+            not isinstance(ports, list)
+            or len(ports) != 2
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports)
+            or ports[0] == ports[1]
+        ):
+            raise r.fail(f"{key}.service_ports", f"must be two different ports, [blue, green], got {ports!r}")
+        out["service_ports"] = (ports[0], ports[1])
+    return out
+
+
 def _memory(r: _Reader, key: str) -> str:
     value = r.get(key, required=False, default="1g")
     if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]*[kmg]", value):
@@ -434,6 +512,14 @@ def _check_environments(r: _Reader, environments: Mapping[str, Environment]) -> 
     ports = [e.port for e in environments.values() if e.target == "docker"]
     if len(ports) != len(set(ports)):
         raise r.fail("environments", f"two docker environments share a port: {ports}")
+    behind = [p for e in environments.values() if e.proxied for p in e.colours.values()]
+    taken = sorted(set(ports) & set(behind)) or sorted({p for p in behind if behind.count(p) > 1})
+    if taken or any(p > 65535 for p in behind):
+        raise r.fail(
+            "environments",
+            f"the proxied environments' service ports {behind} clash with each other or a port ({taken}), or "
+            "pass 65535; set environments.<name>.service_ports: [blue, green] to free ones",
+        )
     moving = [e.tag for e in environments.values() if e.tag]
     if len(moving) != len(set(moving)):
         raise r.fail("environments", f"two environments share a tag: {moving}")

@@ -55,11 +55,16 @@ class PushError(GitError):
 
 
 class EngineUnavailableError(CICDError):
-    def __init__(self, where: str, reason: str) -> None:
+    def __init__(self, where: str, reason: str, advice: str = "") -> None:
         self.where = where
         super().__init__(
-            f"no Docker engine answers at {where} ({reason}); start dockerd or point DOCKER_HOST at a running engine"
+            f"no Docker engine answers at {where} ({reason}); "
+            + (advice or "start dockerd or point DOCKER_HOST at a running engine")
         )
+
+
+class HostAccessError(CICDError):
+    """An environment's host cannot be reached as the spec says: an unset variable, a missing file."""
 
 
 class BaseImageError(CICDError):

@@ -17,6 +17,8 @@ class Live:
     url: str
     healthy: bool
     detail: str = ""
+    colour: str = ""  # behind a proxy: the colour that serves (blue or green)
+    host: str = ""  # the engine it runs on, as the toolkit reaches it
 
 
 class Target(Protocol):

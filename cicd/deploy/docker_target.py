@@ -1,6 +1,15 @@
-"""The ``docker`` target: one service container per environment on a Docker engine.
+"""The ``docker`` target: an environment's service containers on its Docker engine.
 
-The container uses the host network and binds ``127.0.0.1:<port>``. A deploy first starts the
+A *proxied* environment (``proxy: true``, and every environment on a remote ``host``) is served by
+an nginx container (:mod:`cicd.deploy.proxy`) that owns the public address (``bind``) and sends
+requests to one of two colours, each a service container on its own loopback port
+(``service_ports``). A deploy starts the new release as the other colour, waits until it answers
+its health check from inside the host, then reloads the proxy onto it (a graceful reload: no
+request fails) and checks the public URL. The old colour is stopped, not removed: ``rollback``
+to it starts it again and switches back, with nothing pulled. If the switch's public check
+fails, the proxy goes back to the old colour.
+
+An environment without a proxy runs one container that binds ``127.0.0.1:<port>``. A deploy first starts the
 new release on a spare port and waits for its health check, so a release that never becomes
 healthy never touches the one serving. Then it stops the old container (kept, not removed),
 starts the new one on the environment's port and checks it again; if that fails, the old
@@ -24,6 +33,7 @@ from pathlib import Path
 from cicd.cache import CACHE
 from cicd.config import Environment, PipelineConfig
 from cicd.deploy.base import Live
+from cicd.deploy.proxy import Proxy
 from cicd.errors import (
     ContainerError,
     DeployLockedError,
@@ -114,7 +124,15 @@ class DockerTarget:
     def _serving(self) -> list[Container]:
         return [c for c in self.engine.containers.find(self._labels()) if c.labels.get(f"{LABEL}.role") == "serving"]
 
+    def _proxy(self) -> Proxy:
+        return Proxy(self.config, self.env, self.engine, self._labels())
+
+    def _colour_containers(self, colour: str) -> list[Container]:
+        return [c for c in self._serving() if c.labels.get(f"{LABEL}.colour") == colour]
+
     def live(self) -> Live | None:
+        if self.env.proxied:
+            return self._live_colour()
         running = [c for c in self._serving() if c.running]
         if not running:
             return None
@@ -130,11 +148,32 @@ class DockerTarget:
             detail=running[0].name,
         )
 
-    def _start(self, image: str, port: int, role: str, digest: str, version: str, commit: str, reference: str) -> str:
-        name = f"trainyard-{self.config.project}-{self.env.name}-{role}-{uuid.uuid4().hex[:8]}"
+    def _live_colour(self) -> Live | None:
+        colour = self._proxy().colour()
+        running = [c for c in self._colour_containers(colour) if c.running] if colour else []
+        if not running:
+            return None
+        labels = running[0].labels
+        return Live(
+            environment=self.env.name,
+            reference=str(labels.get(f"{LABEL}.reference", "")),
+            digest=str(labels.get(f"{LABEL}.digest", "")),
+            version=str(labels.get(f"{LABEL}.version", "")),
+            url=self.env.url,
+            healthy=self.probe(f"{self.env.url}{self.env.health_path}", 3, None),
+            detail=running[0].name,
+            colour=str(colour),
+            host=self.engine.where,
+        )
+
+    def _start(
+        self, image: str, port: int, role: str, digest: str, version: str, commit: str, reference: str, colour: str = ""
+    ) -> str:
+        name = f"trainyard-{self.config.project}-{self.env.name}-{colour or role}-{uuid.uuid4().hex[:8]}"
         labels = {
             **self._labels(),
             f"{LABEL}.role": role,
+            f"{LABEL}.colour": colour,
             f"{LABEL}.digest": digest,
             f"{LABEL}.version": version,
             f"{LABEL}.commit": commit,
@@ -197,11 +236,79 @@ class DockerTarget:
         log.info("health wait: %.2f s on port %d (%s)", time.monotonic() - start, port, state)
         return healthy
 
+    def _answers_inside(self, cid: str, port: int) -> bool:
+        """Poll the health path from inside the container (the host's loopback, which a deployer on
+        another machine cannot reach) until it answers 200, the container stops, or the time is up."""
+        probe = [
+            "python",
+            "-c",
+            "import sys, urllib.request as u\n"
+            f"url = 'http://127.0.0.1:{port}{self.env.health_path}'\n"
+            "sys.exit(0 if u.urlopen(url, timeout=2).status == 200 else 1)",
+        ]
+        start = time.monotonic()
+        while time.monotonic() - start < self.env.health_timeout:
+            if not self.engine.containers.running(cid):
+                break
+            if self.engine.containers.execute(cid, probe, reads_only=True)[0] == 0:
+                log.info("health wait: %.2f s on the host's port %d (healthy)", time.monotonic() - start, port)
+                return True
+            time.sleep(0.3)
+        return False
+
+    def has(self, digest: str) -> bool:
+        """A stopped colour of this environment runs ``digest``: a deploy of it needs no image pulled."""
+        return self.env.proxied and any(c.labels.get(f"{LABEL}.digest") == digest for c in self._serving())
+
     def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
-        if not self.engine.writes.allow(f"run {reference} as {self.env.name} on 127.0.0.1:{self.env.port}"):
+        if not self.engine.writes.allow(f"run {reference} as {self.env.name} on {self.env.address}"):
             return Live(self.env.name, reference, digest, version, self.env.url, healthy=False, detail="dry run")
         with environment_lock(self.config.project, self.env.name, f"{self.engine.where} {self.env.port}"):
+            if self.env.proxied:
+                return self._switch(reference, image, digest, version, commit)
             return self._deploy(reference, image, digest, version, commit)
+
+    def _switch(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
+        """Blue/green behind the proxy: the other colour starts, proves healthy, then takes the traffic."""
+        engine, env, proxy = self.engine, self.env, self._proxy()
+        old = proxy.colour()
+        new = "green" if old == "blue" else "blue"
+        port = env.colours[new]
+        what = f"{version} ({digest[:19]})"
+        # 1. The new colour: the stopped one again if it ran this digest (a rollback), else a new one.
+        kept = [c for c in self._colour_containers(new) if c.labels.get(f"{LABEL}.digest") == digest]
+        for stale in self._colour_containers(new):
+            if not kept or stale.id != kept[0].id:
+                engine.containers.remove(stale.id)
+        if kept:
+            cid = kept[0].id
+            if not kept[0].running:
+                engine.containers.start(cid)
+        else:
+            cid = self._start(image, port, "serving", digest, version, commit, reference, colour=new)
+        if not self._answers_inside(cid, port):
+            tail = engine.containers.logs_tail(cid)
+            engine.containers.remove(cid)
+            raise HealthCheckError(what, f"{env.health_path} on the host's port {port}", env.health_timeout, tail,
+                                   restored=old is not None)  # fmt: skip
+        # 2. The switch: a graceful reload; then the public address must answer as the new release.
+        proxy.send_to(new)
+        if not self.probe(f"{env.url}{env.health_path}", env.health_timeout, None):
+            if old is not None:
+                proxy.send_to(old)
+            raise HealthCheckError(what, f"{env.url}{env.health_path}", env.health_timeout,
+                                   engine.containers.logs_tail(cid), restored=old is not None)  # fmt: skip
+        # 3. The old colour stops and stays, for a rollback without a pull; strays of a killed deploy go.
+        for other in self._serving():
+            if other.id == cid:
+                continue
+            if other.labels.get(f"{LABEL}.colour") == old and other.running:
+                engine.containers.stop(other.id, keep=True)
+            elif other.labels.get(f"{LABEL}.colour") not in ("blue", "green"):
+                engine.containers.remove(other.id)
+        log.info("%s: %s now serves %s through the proxy at %s", env.name, new, what, env.address)
+        return Live(env.name, reference, digest, version, env.url, healthy=True, detail=cid, colour=new,
+                    host=engine.where)  # fmt: skip
 
     def _deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
         engine, env = self.engine, self.env
@@ -249,7 +356,8 @@ class DockerTarget:
         return Live(env.name, reference, digest, version, env.url, healthy=True, detail=new)
 
     def stop(self) -> None:
-        """Stop and remove the environment's containers; its prediction log stays."""
+        """Stop and remove the environment's containers (and its proxy); its prediction log stays."""
+        self._proxy().remove()
         for c in self._serving():
             try:
                 self.engine.containers.stop(c.id)

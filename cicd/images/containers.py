@@ -168,6 +168,46 @@ class Containers(Part):
             )
         return str(container.id)
 
+    def start_proxy(self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str]) -> str:
+        """Start a reverse proxy on the host network (its config binds the public address); its id.
+
+        Read-only root with a tmpfs ``/tmp`` (its config, pid and buffers live there); of root's
+        capabilities it keeps only those a proxy's master needs to bind a low port and hand work to
+        unprivileged workers. It restarts with the engine, so the address outlives a host reboot.
+        """
+        if not self.writes.allow(f"start the proxy {name} from {image}"):
+            return ""
+        with self.translated(f"starting the proxy {name} from {image}", f"image {image} does not exist"):
+            container = self.client.containers.run(
+                image,
+                entrypoint=list(command[:1]),
+                command=list(command[1:]),
+                name=name,
+                detach=True,
+                network_mode="host",
+                labels=dict(labels),
+                read_only=True,
+                tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},  # noqa: S108  # nosec B108 - inside the container
+                cap_drop=["ALL"],
+                cap_add=["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN", "DAC_OVERRIDE"],
+                security_opt=["no-new-privileges:true"],
+                mem_limit="256m",
+                pids_limit=64,
+                restart_policy={"Name": "unless-stopped"},
+            )
+        return str(container.id)
+
+    def execute(self, ref: str, command: Sequence[str], *, reads_only: bool = False) -> tuple[int, str]:
+        """Run ``command`` inside the running container ``ref``: its exit code and output.
+
+        ``reads_only``: the command changes nothing (a health probe), so a dry run runs it too.
+        """
+        if not reads_only and not self.writes.allow(f"run {command[0]} in container {ref[:12]}"):
+            return 0, ""
+        with self.translated(f"running {command[0]} in container {ref[:12]}", "no such container"):
+            code, output = self.client.containers.get(ref).exec_run(list(command))
+        return int(code if code is not None else 1), bytes(output or b"").decode(errors="replace")
+
     def find(self, labels: Mapping[str, str], *, all_states: bool = True) -> list[Container]:
         """Containers carrying every label in ``labels``."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}

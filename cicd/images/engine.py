@@ -11,19 +11,57 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import docker
-import requests
-from docker.errors import DockerException
+from docker.tls import TLSConfig
 
 from cicd.errors import EngineUnavailableError
 from cicd.images.base import reason
 from cicd.images.builds import Images
 from cicd.images.containers import Containers
+from cicd.images.hosts import HostAccess
 from cicd.images.registry import RegistryClient
 from cicd.writes import Writes
 
 LOCAL_SOCKET = "unix:///var/run/docker.sock"
+API_VERSION = "1.41"  # the oldest engine the toolkit supports (Debian 12's docker.io 20.10)
+
+
+def _ssh_adapter(access: HostAccess, timeout: int) -> Any:
+    """docker's paramiko transport, with a key file and a known_hosts file of our choosing.
+
+    Its own ``RejectPolicy`` stays: a host whose key is in neither ``~/.ssh/known_hosts`` nor our
+    file is refused, never trusted on first use. (docker exports the transport only when paramiko
+    is installed, hence the import here.)
+    """
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    class Adapter(SSHHTTPAdapter):  # type: ignore[misc]
+        def _create_paramiko_client(self, base_url: str) -> None:
+            super()._create_paramiko_client(base_url)
+            if access.ssh_key:
+                self.ssh_params["key_filename"] = access.ssh_key
+            if access.known_hosts:
+                self.ssh_client.load_host_keys(access.known_hosts)
+
+    return Adapter(access.address, timeout, shell_out=False)
+
+
+def _client(access: HostAccess, timeout: int) -> Any:
+    """A docker client for ``access``: TLS verified both ways, SSH with known hosts, or a socket."""
+    if access.tls is not None:
+        ca, cert, key = access.tls
+        tls = TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
+        return docker.DockerClient(base_url=access.address, tls=tls, timeout=timeout, version=API_VERSION)
+    if access.address.startswith("ssh://"):
+        # Made with the shell-out transport (which connects to nothing yet), then given ours.
+        client = docker.DockerClient(base_url=access.address, use_ssh_client=True, timeout=timeout, version=API_VERSION)
+        adapter = _ssh_adapter(access, timeout)
+        client.api._custom_adapter = adapter
+        client.api.mount("http+docker://ssh", adapter)
+        return client
+    return docker.DockerClient(base_url=access.address, timeout=timeout, version=API_VERSION)
 
 
 class Engine:
@@ -37,27 +75,37 @@ class Engine:
         no_cache: bool = False,
         writes: Writes | None = None,
         timeout: int = 600,
+        access: HostAccess | None = None,
     ) -> None:
-        """``environment``: read ``DOCKER_HOST`` and docker's TLS variables from it (see :meth:`from_env`)."""
-        given = host or (environment or {}).get("DOCKER_HOST") or None
-        self.where = given or "the local socket (/var/run/docker.sock)"
+        """``environment``: read ``DOCKER_HOST`` and docker's TLS variables from it (see :meth:`from_env`);
+        ``access``: an environment's own host (see :mod:`cicd.images.hosts`)."""
+        given = (access.address if access else host) or (environment or {}).get("DOCKER_HOST") or None
+        self.where = access.where if access else given or "the local socket (/var/run/docker.sock)"
+        advice = (
+            f"check environments.{access.environment}.host and that its engine runs and lets this client in"
+            if access
+            else ""
+        )
         address = given or LOCAL_SOCKET
+        self.remote = not address.startswith("unix://")
         socket_path = Path(address.removeprefix("unix://"))
         if address.startswith("unix://") and not socket_path.exists():
             # Said here, before a client exists: docker-py leaks the socket of a failed first call.
-            raise EngineUnavailableError(self.where, f"no socket at {socket_path}")
+            raise EngineUnavailableError(self.where, f"no socket at {socket_path}", advice)
         try:
-            if host is None and environment is not None:
+            if access is not None:
+                client = _client(access, timeout)
+            elif host is None and environment is not None:
                 client = docker.from_env(environment=dict(environment), timeout=timeout)
             else:
                 client = docker.DockerClient(base_url=address, timeout=timeout)
-        except (DockerException, requests.RequestException) as err:
-            raise EngineUnavailableError(self.where, reason(err)) from None
+        except Exception as err:  # paramiko's and ssl's own errors too: the engine is not reachable
+            raise EngineUnavailableError(self.where, reason(err), advice) from None
         try:
             client.ping()
-        except (DockerException, requests.RequestException) as err:
+        except Exception as err:
             client.close()
-            raise EngineUnavailableError(self.where, reason(err)) from None
+            raise EngineUnavailableError(self.where, reason(err), advice) from None
         self.client = client
         self.writes = writes or Writes()
         self.images = Images(client, self.where, self.writes, no_cache=no_cache)

@@ -1,0 +1,85 @@
+"""How the toolkit reaches an environment's own Docker engine: a unix socket, TLS over TCP, or SSH.
+
+The spec names the engine (``environments.<name>.host``); what proves who we are comes only from
+environment variables that name files, so CI secrets can hold them and nothing secret is in the
+spec. For environment ``staging`` (upper-cased, other characters ``_``):
+
+- ``tcp://host:2376``: ``TRAINYARD_STAGING_TLS_CA``, ``…_TLS_CERT``, ``…_TLS_KEY``: the CA that
+  signed the engine's certificate, and the client's certificate and key. The engine's certificate
+  is always verified.
+- ``ssh://user@host[:port]``: the key from the SSH agent (``SSH_AUTH_SOCK``) or the file
+  ``TRAINYARD_STAGING_SSH_KEY`` names; the host's key must be in ``~/.ssh/known_hosts`` or the file
+  ``TRAINYARD_STAGING_SSH_KNOWN_HOSTS`` names (unknown host keys are refused). The remote user's
+  ``docker`` command must reach the engine (``docker system dial-stdio``, as the docker CLI does).
+- ``$VARIABLE``: the address itself is read from that variable when deploying.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cicd.errors import HostAccessError
+
+
+def variable(environment: str, what: str) -> str:
+    """``TRAINYARD_<ENVIRONMENT>_<WHAT>``: the variable that names one of an environment's files."""
+    return f"TRAINYARD_{re.sub(r'[^A-Z0-9]', '_', environment.upper())}_{what}"
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """An environment's engine address, resolved, with the files that open it."""
+
+    environment: str
+    address: str
+    tls: tuple[str, str, str] | None = None  # CA, client certificate, client key
+    ssh_key: str | None = None
+    known_hosts: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.environment}'s host {self.address}"
+
+
+def _file(environ: Mapping[str, str], name: str, what: str, required: bool) -> str | None:
+    value = environ.get(name, "")
+    if not value:
+        if required:
+            raise HostAccessError(f"{name} is not set; set it to the path of {what}")
+        return None
+    if not Path(value).is_file():
+        raise HostAccessError(f"{name} names {value}, which is not a file; it must be the path of {what}")
+    return value
+
+
+def host_access(environment: str, host: str, environ: Mapping[str, str]) -> HostAccess:
+    """Resolve ``host`` (``$VAR`` read from ``environ``) and find the files it needs; refuse what is missing."""
+    address = host
+    if host.startswith("$"):
+        name = host.strip("${}")
+        address = environ.get(name, "")
+        if not address:
+            raise HostAccessError(
+                f"environments.{environment}.host reads ${name}, which is not set; set it to the engine's address "
+                "(ssh://user@host, tcp://host:2376 or unix:///path)"
+            )
+        if not re.fullmatch(r"(unix|ssh|tcp)://\S+", address):
+            raise HostAccessError(f"${name} must be ssh://user@host, tcp://host:2376 or unix:///path, got {address!r}")
+    if address.startswith("tcp://"):
+        files = (
+            _file(environ, variable(environment, "TLS_CA"), "the CA certificate that signed the engine's", True),
+            _file(environ, variable(environment, "TLS_CERT"), "this client's certificate", True),
+            _file(environ, variable(environment, "TLS_KEY"), "this client's private key", True),
+        )
+        return HostAccess(environment, address, tls=(str(files[0]), str(files[1]), str(files[2])))
+    if address.startswith("ssh://"):
+        return HostAccess(
+            environment,
+            address,
+            ssh_key=_file(environ, variable(environment, "SSH_KEY"), "the SSH private key", False),
+            known_hosts=_file(environ, variable(environment, "SSH_KNOWN_HOSTS"), "a known_hosts file", False),
+        )
+    return HostAccess(environment, address)
