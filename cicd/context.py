@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from cicd.config import PipelineConfig
-from cicd.errors import RecordTrustError
+from cicd.config import Environment, PipelineConfig
+from cicd.errors import DeployError, RecordTrustError
 from cicd.gitops import Repo, TagInfo
 from cicd.images import Engine
+from cicd.images.engine import LOCAL_SOCKET
+from cicd.images.hosts import host_access
 from cicd.records import is_record
 from cicd.signing import Signing
 from cicd.writes import Writes
@@ -26,6 +28,7 @@ class Context:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     dry_run: bool = False
     branch_override: str | None = None
+    hosts: dict[str, Engine] = field(default_factory=dict)  # environments' own engines, by address
 
     @cached_property
     def writes(self) -> Writes:
@@ -73,6 +76,27 @@ class Context:
     def engine(self) -> Engine:
         return Engine.from_env(self.env, writes=self.writes)
 
+    def engine_for(self, env: Environment) -> Engine:
+        """The engine that runs ``env``: its own ``host``'s (one connection per address), else :attr:`engine`.
+
+        A remote host gets images only from the registry, by digest: without a registry in the
+        spec it is refused here, before anything changes anywhere.
+        """
+        if env.host is None or env.target != "docker":
+            return self.engine
+        access = host_access(env.name, env.host, self.env)
+        if access.address.startswith("unix://") and access.address == self.env.get("DOCKER_HOST", LOCAL_SOCKET):
+            return self.engine
+        if access.address not in self.hosts:
+            if not access.address.startswith("unix://") and self.config.registry is None:
+                raise DeployError(
+                    f"{env.name} runs on another host ({access.address}), which gets releases only from a registry, "
+                    f"by digest; set registry.url in {self.config.path} (or TRAINYARD_REGISTRY), release again, "
+                    "then deploy"
+                )
+            self.hosts[access.address] = Engine(access=access, writes=self.writes)
+        return self.hosts[access.address]
+
     def use(self, *, repo: Repo | None = None, engine: Engine | None = None) -> Context:
         """Give the context parts made elsewhere (an engine with other settings; fakes in unit tests)."""
         if repo is not None:
@@ -110,3 +134,6 @@ class Context:
             opened = self.__dict__.pop(name, None)
             if opened is not None:
                 opened.close()
+        for engine in self.hosts.values():
+            engine.close()
+        self.hosts.clear()

@@ -52,13 +52,20 @@ def deploy_records(ctx: Context, *, strict: bool = True) -> list[DeployRecord]:
     return scan(ctx.trusted_tags(strict=strict), DeployRecord)
 
 
-def _local_image(ctx: Context, reference: str, image: str) -> str:
-    """The image to run: pulled by digest when it lives in a registry, else the local image id."""
-    registry = ctx.config.registry
+def _local_image(ctx: Context, env: Environment, reference: str, image: str) -> str:
+    """The image to run on ``env``'s engine: pulled by digest when it lives in a registry (the
+    deployer's credentials go with the one pull and stay nowhere on the host), else the local
+    image id. A remote host takes nothing but a registry's image by digest."""
+    registry, engine = ctx.config.registry, ctx.engine_for(env)
     if registry is not None and "@" in reference:
         checked = registry.checked_reference(reference, ctx.config.images.release)
-        return ctx.engine.registry.pull(checked, registry.credentials())
-    if not ctx.engine.images.exists(image):
+        return engine.registry.pull(checked, registry.credentials())
+    if engine.remote:
+        raise DeployError(
+            f"{env.name} runs on another host, which gets releases only from the registry by digest, but this "
+            f"release ({reference}) was never pushed to one; set registry.url in {ctx.config.path} and release again"
+        )
+    if not engine.images.exists(image):
         raise DeployError(f"image {image[:19]} is not on this engine and no registry holds it; run the release again")
     return image
 
@@ -129,7 +136,8 @@ def deploy(
     commit = commit or repo.head()
     target = get_target(ctx, env)
     previous = target.live()
-    image = _local_image(ctx, release.reference, release.image)
+    # A colour kept stopped behind the proxy that ran this digest is started again: nothing is pulled.
+    image = release.image if target.has(release.digest) else _local_image(ctx, env, release.reference, release.image)
     log.info("deploying %s (%s) to %s at %s", release.version, release.digest, env.name, env.url)
     target.deploy(release.reference, image, release.digest, release.version, commit)
     when = now()
@@ -153,7 +161,9 @@ def deploy(
             log.warning("the record could not be pushed: restoring the previous release")
             target.deploy(
                 previous.reference,
-                _local_image(ctx, previous.reference, previous.reference),
+                previous.reference
+                if getattr(target, "has", lambda _: False)(previous.digest)
+                else _local_image(ctx, env, previous.reference, previous.reference),
                 previous.digest,
                 previous.version,
                 commit,
@@ -369,7 +379,8 @@ def rollback(ctx: Context, name: str) -> DeployRecord:
 
 
 def status(ctx: Context) -> list[dict[str, Any]]:
-    """Per environment: its tag's commit, the recorded release, what runs and its health."""
+    """Per environment, asked of its own host: its tag's commit, the recorded release, what runs
+    (behind a proxy: which colour), its health and URL."""
     rows = []
     records = deploy_records(ctx, strict=False)  # status shows what it can; it decides nothing
     for env in ctx.config.environments.values():
@@ -389,13 +400,15 @@ def status(ctx: Context) -> list[dict[str, Any]]:
                 "running": live.digest if live else "-",
                 "health": ("healthy" if live.healthy else "UNHEALTHY") if live else "not running",
                 "url": env.url,
+                "host": env.host or "local",
+                "colour": (live.colour or "-") if live else "-",
             }
         )
     return rows
 
 
 def format_status(rows: list[dict[str, Any]]) -> str:
-    cols = ["environment", "tag", "version", "digest", "running", "health", "url"]
+    cols = ["environment", "host", "tag", "version", "digest", "running", "colour", "health", "url"]
     short = [{k: (str(r[k])[:19] if k in ("digest", "running") else str(r[k])) for k in cols} for r in rows]
     widths = {c: max(len(c), *(len(r[c]) for r in short)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]

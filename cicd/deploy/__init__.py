@@ -19,7 +19,7 @@ def get_target(ctx: Context, env: Environment) -> Target:
         return KubernetesTarget(ctx.config, env, ctx.writes)
     from cicd.deploy.docker_target import DockerTarget
 
-    return DockerTarget(ctx.config, env, ctx.engine)
+    return DockerTarget(ctx.config, env, ctx.engine_for(env))
 
 
 __all__ = ["Live", "Target", "get_target"]

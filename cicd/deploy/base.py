@@ -29,3 +29,7 @@ class Target(Protocol):
     def live(self) -> Live | None:
         """The release that serves now, or None."""
         ...
+
+    def has(self, digest: str) -> bool:
+        """``digest`` can be served again without fetching its image (a colour kept stopped)."""
+        ...

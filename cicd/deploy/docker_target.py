@@ -19,24 +19,22 @@ leaves a gap of a few seconds (one service start) on the port; a proxy in front 
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
+import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cicd.cache import CACHE
 from cicd.config import Environment, PipelineConfig
 from cicd.deploy.base import Live
+from cicd.deploy.lock import host_lock
 from cicd.deploy.proxy import Proxy
 from cicd.errors import (
     ContainerError,
-    DeployLockedError,
     HealthCheckError,
     PortInUseError,
     PredictionLogError,
@@ -61,7 +59,7 @@ os.makedirs("/tmp/export", exist_ok=True)
 with sqlite3.connect(f"file:{{src}}?mode=ro", uri=True) as a, sqlite3.connect("/tmp/export/{LOG_FILE}") as b:
     a.backup(b)
 """
-LOCKS = CACHE / "locks"
+LOCK_WAIT = "TRAINYARD_LOCK_WAIT"  # seconds a deploy waits for a live one to finish (default 0: refused at once)
 
 
 def port_is_free(port: int) -> bool:
@@ -72,28 +70,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-@contextmanager
-def environment_lock(project: str, environment: str, where: str) -> Iterator[None]:
-    """One deployment per environment at a time on this machine; the others are refused at once.
-
-    ``where`` (the engine and port) is part of the lock's identity, as it is of the containers':
-    two checkouts whose environments run on other engines or ports never wait for each other.
-    """
-    LOCKS.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(where.encode()).hexdigest()[:12]
-    with (LOCKS / f"{project}-{environment}-{key}.lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DeployLockedError(
-                f"another deployment to {environment} is in progress; wait for it to finish, then check `nox -s status`"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class DockerTarget:
@@ -258,15 +234,29 @@ class DockerTarget:
 
     def has(self, digest: str) -> bool:
         """A stopped colour of this environment runs ``digest``: a deploy of it needs no image pulled."""
-        return self.env.proxied and any(c.labels.get(f"{LABEL}.digest") == digest for c in self._serving())
+        if not self.env.proxied:
+            return False
+        live = self._proxy().colour()
+        return any(
+            c.labels.get(f"{LABEL}.digest") == digest and c.labels.get(f"{LABEL}.colour") != live
+            for c in self._serving()
+        )
 
     def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
         if not self.engine.writes.allow(f"run {reference} as {self.env.name} on {self.env.address}"):
             return Live(self.env.name, reference, digest, version, self.env.url, healthy=False, detail="dry run")
-        with environment_lock(self.config.project, self.env.name, f"{self.engine.where} {self.env.port}"):
+        with self._locked(image):
             if self.env.proxied:
                 return self._switch(reference, image, digest, version, commit)
             return self._deploy(reference, image, digest, version, commit)
+
+    def _locked(self, image: str) -> AbstractContextManager[None]:
+        """One deployment per environment at a time, by a lock on its host (:mod:`cicd.deploy.lock`)."""
+        if not self.engine.images.exists(image):  # a colour started again: lock with the image it runs
+            image = next((c.image for c in self._serving() if c.image), image)
+        wait = float(os.environ.get(LOCK_WAIT) or 0)
+        name = f"trainyard-{self.config.project}-{self.env.name}-{self.env.port}-lock"
+        return host_lock(self.engine, name, image, self._labels(), f"{self.env.name} on {self.engine.where}", wait)
 
     def _switch(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
         """Blue/green behind the proxy: the other colour starts, proves healthy, then takes the traffic."""

@@ -148,6 +148,10 @@ class KubernetesTarget:
             raise DeployError(f"the rollout of {version} to {self.env.name} failed and was undone: {err}") from None
         return Live(self.env.name, reference, digest, version, self.env.url, healthy=True, detail=self.name)
 
+    def has(self, digest: str) -> bool:
+        """The cluster pulls by digest itself; nothing is kept to start again."""
+        return False
+
     def live(self) -> Live | None:
         try:
             data = json.loads(self._kubectl("get", "deployment", self.name, "-o", "json"))

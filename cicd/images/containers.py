@@ -197,6 +197,44 @@ class Containers(Part):
             )
         return str(container.id)
 
+    def claim(self, image: str, name: str, labels: Mapping[str, str]) -> str | None:
+        """Create (never start) a container called ``name``: its id, or None when one by that name
+        exists. The engine makes the name unique, so this is an atomic claim on the host."""
+        if not self.writes.allow(f"create the lock container {name}"):
+            return ""
+        with self.translated(f"creating {name}", f"image {image} does not exist"):
+            try:
+                container = self.client.containers.create(
+                    image, command=["true"], name=name, labels=dict(labels), network_mode="none"
+                )
+            except APIError as err:
+                if err.status_code == 409:
+                    return None
+                raise
+        return str(container.id)
+
+    def put_file(self, ref: str, path: str, data: bytes) -> None:
+        """Write ``data`` to the file ``path`` in the container (running or not)."""
+        parent, name = str(Path(path).parent), Path(path).name
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = normalise(tarfile.TarInfo(name))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        with self.translated(f"writing {path} in container {ref[:12]}", "no such container"):
+            self.client.containers.get(ref).put_archive(parent, buf.getvalue())
+
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        """The file ``path`` of the container, or None when the container or the file is gone."""
+        with self.translated(f"reading {path} in container {ref[:12]}"):
+            try:
+                stream, _ = self.client.containers.get(ref).get_archive(path)
+            except NotFound:
+                return None
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.extractfile(Path(path).name)
+                return member.read() if member else None
+
     def execute(self, ref: str, command: Sequence[str], *, reads_only: bool = False) -> tuple[int, str]:
         """Run ``command`` inside the running container ``ref``: its exit code and output.
 

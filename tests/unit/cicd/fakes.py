@@ -160,6 +160,7 @@ class FakeContainers:
     limits: dict[str, tuple[str, int]] = field(default_factory=dict)
     runs: list[list[str]] = field(default_factory=list)  # the commands run to completion
     exit_code: int = 0  # what the next ones exit with
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (container, path) → content
 
     def run(self, image: str, command: Sequence[str], **kwargs: Any) -> RunResult:
         if not self.writes.allow(f"run `{' '.join(command)[:200]}` in {image}"):
@@ -189,7 +190,7 @@ class FakeContainers:
 
     def find(self, labels: Mapping[str, str], *, all_states: bool = True) -> list[Container]:
         return [
-            Container(c.id, c.id, dict(c.labels), c.running)
+            Container(c.id, c.labels.get("io.trainyard.name", c.id), dict(c.labels), c.running, image=c.image)
             for c in self.items.values()
             if all(c.labels.get(k) == v for k, v in labels.items()) and (all_states or c.running)
         ]
@@ -210,7 +211,8 @@ class FakeContainers:
         self.log.append(f"restart {ref}")
 
     def remove(self, ref: str) -> None:
-        if self.items.pop(ref, None) is not None:
+        removed = self.items.pop(ref, None)
+        if removed is not None and removed.labels.get("io.trainyard.role") != "lock":
             self.log.append(f"remove {ref}")
 
     def remove_volume(self, name: str) -> None:
@@ -219,6 +221,21 @@ class FakeContainers:
 
     def running(self, ref: str) -> bool:
         return ref in self.items and self.items[ref].running
+
+    def claim(self, image: str, name: str, labels: Mapping[str, str]) -> str | None:
+        if not self.writes.allow(f"create the lock container {name}"):
+            return ""
+        if any(c.labels.get("io.trainyard.name") == name for c in self.items.values()):
+            return None
+        cid = f"c{next(self.ids)}"
+        self.items[cid] = FakeContainer(cid, image, {**labels, "io.trainyard.name": name}, running=False)
+        return cid  # not logged: the tests' logs are the service's steps
+
+    def put_file(self, ref: str, path: str, data: bytes) -> None:
+        self.files[(ref, path)] = data
+
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        return self.files.get((ref, path))
 
     def logs_tail(self, ref: str, lines: int = 25) -> list[str]:
         return [f"log of {ref}"]
@@ -249,6 +266,7 @@ class FakeRegistry:
 
 class FakeEngine:
     where = "a fake engine"
+    remote = False
 
     def __init__(self, writes: Writes) -> None:
         self.writes = writes

@@ -208,19 +208,43 @@ def test_archives_from_containers_cannot_write_outside(
             assert not (tmp_path / "escape.txt").exists()
 
 
-def test_the_environment_lock_is_per_engine_and_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cicd.deploy import docker_target
-    from cicd.errors import DeployLockedError
+def test_the_host_lock_refuses_a_live_holder_and_recovers_a_dead_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock whose heartbeat moves is refused (naming its holder); one whose heartbeat stopped is
+    taken over with a warning; a released lock is free again. Fake containers, fast heartbeats."""
+    import threading
 
-    monkeypatch.setattr(docker_target, "LOCKS", tmp_path)
-    with docker_target.environment_lock("p", "staging", "unix:///a.sock 18081"):
-        with docker_target.environment_lock("p", "staging", "unix:///b.sock 18081"):  # another engine: no wait
-            pass
-        with (
-            pytest.raises(DeployLockedError, match="in progress"),
-            docker_target.environment_lock("p", "staging", "unix:///a.sock 18081"),
-        ):
-            pass
+    from cicd.deploy import lock
+    from cicd.errors import DeployLockedError
+    from cicd.writes import Writes
+    from tests.unit.cicd.fakes import FakeEngine
+
+    monkeypatch.setattr(lock, "BEAT", 0.05)
+    monkeypatch.setattr(lock, "STALE", 0.3)
+    engine = FakeEngine(Writes())
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock.host_lock(engine, "env-lock", "img", {}, "staging", wait=0):  # type: ignore[arg-type]
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    with (
+        pytest.raises(DeployLockedError, match=r"in progress: .* on .*pid \d+"),
+        lock.host_lock(engine, "env-lock", "img", {}, "staging", wait=0),  # type: ignore[arg-type]
+    ):
+        pass
+    release.set()
+    thread.join()
+    assert not engine.containers.items  # released
+    # a holder that died: its lock stays and its heartbeat never moves
+    engine.containers.claim("img", "env-lock", {"io.trainyard.role": "lock", "io.trainyard.lock.who": "ghost"})
+    with lock.host_lock(engine, "env-lock", "img", {}, "staging", wait=0):  # type: ignore[arg-type]
+        (mine,) = engine.containers.items.values()
+        assert mine.labels.get("io.trainyard.lock.who") != "ghost"
+    assert not engine.containers.items
 
 
 def test_the_http_boundary_returns_answers_and_translates_failures() -> None:
