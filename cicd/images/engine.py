@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import requests
 from docker.tls import TLSConfig
 
 from cicd.errors import EngineUnavailableError
 from cicd.images.base import reason
 from cicd.images.builds import Images
 from cicd.images.containers import Containers
-from cicd.images.hosts import HostAccess
+from cicd.images.hosts import HostAccess, variable
 from cicd.images.registry import RegistryClient
 from cicd.writes import Writes
 
@@ -48,12 +49,29 @@ def _ssh_adapter(access: HostAccess, timeout: int) -> Any:
     return Adapter(access.address, timeout, shell_out=False)
 
 
+def _why(err: BaseException, access: HostAccess | None) -> str:
+    """One line for a failed connection; a TLS failure says which certificate to check."""
+    text = reason(err)
+    if access is None or not ("SSLError" in text or isinstance(err, requests.exceptions.SSLError)):
+        return text
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"TLS: the engine's certificate is not signed by the CA in {variable(access.environment, 'TLS_CA')}"
+    return (
+        "TLS: the engine refused this client's certificate; check "
+        f"{variable(access.environment, 'TLS_CERT')} and {variable(access.environment, 'TLS_KEY')}"
+    )
+
+
 def _client(access: HostAccess, timeout: int) -> Any:
     """A docker client for ``access``: TLS verified both ways, SSH with known hosts, or a socket."""
     if access.tls is not None:
         ca, cert, key = access.tls
         tls = TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
-        return docker.DockerClient(base_url=access.address, tls=tls, timeout=timeout, version=API_VERSION)
+        client = docker.DockerClient(base_url=access.address, tls=tls, timeout=timeout, version=API_VERSION)
+        # The engine's CA and nothing else: requests would otherwise let REQUESTS_CA_BUNDLE (set on
+        # many CI machines) replace it, and every engine certificate would fail to verify.
+        client.api.trust_env = False
+        return client
     if access.address.startswith("ssh://"):
         # Made with the shell-out transport (which connects to nothing yet), then given ours.
         client = docker.DockerClient(base_url=access.address, use_ssh_client=True, timeout=timeout, version=API_VERSION)
@@ -100,12 +118,12 @@ class Engine:
             else:
                 client = docker.DockerClient(base_url=address, timeout=timeout)
         except Exception as err:  # paramiko's and ssl's own errors too: the engine is not reachable
-            raise EngineUnavailableError(self.where, reason(err), advice) from None
+            raise EngineUnavailableError(self.where, _why(err, access), advice) from None
         try:
             client.ping()
         except Exception as err:
             client.close()
-            raise EngineUnavailableError(self.where, reason(err), advice) from None
+            raise EngineUnavailableError(self.where, _why(err, access), advice) from None
         self.client = client
         self.writes = writes or Writes()
         self.images = Images(client, self.where, self.writes, no_cache=no_cache)

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +52,9 @@ class ExtraEngine:
 
 
 @contextmanager
-def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
-    """Start ``dockerd`` for ``name``; stop it and remove its data on exit."""
+def extra_engine(name: str, scratch: Path, listen: Sequence[str] = ()) -> Iterator[ExtraEngine]:
+    """Start ``dockerd`` for ``name``; stop it and remove its data on exit. ``listen``: more
+    ``dockerd`` arguments, such as a TLS-protected TCP address beside the socket."""
     dockerd = shutil.which("dockerd")
     if dockerd is None or os.geteuid() != 0:
         raise EngineUnavailableError(f"a second engine ({name})", "dockerd is not installed or this is not root")
@@ -64,7 +65,7 @@ def extra_engine(name: str, scratch: Path) -> Iterator[ExtraEngine]:
     log = scratch / f"dockerd-{name}.log"
     cmd = [
         dockerd, "--data-root", str(data), "--exec-root", str(run / "exec"), "--pidfile", str(run / "docker.pid"),
-        "-H", host, "--bridge=none", "--iptables=false", "--ip-masq=false",
+        "-H", host, "--bridge=none", "--iptables=false", "--ip-masq=false", *listen,
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
