@@ -7,7 +7,14 @@ tested: the rendered manifests are validated offline with ``kubernetes-validate`
 Kubernetes versions); applying, the rollout wait and the undo against a live cluster are untested.
 
 Settings (``environments.<name>.settings``): ``context``, ``namespace``, ``replicas``,
-``resources`` (requests/limits), ``service_type``, ``service_port``, ``env`` (extra variables).
+``resources`` (requests/limits), ``service_type``, ``service_port``, ``env`` (extra variables),
+``secret_env`` (variables read from Secrets: ``NAME: secret-name/key``, never values). The
+environment's ``url`` (``environments.<name>.url``: the Ingress or load balancer's address) is
+where acceptance and status reach it, as for the docker target.
+
+The pod runs hardened: a non-root user and group, ``seccompProfile: RuntimeDefault``, every
+capability dropped, no privilege escalation, a read-only root filesystem with a writable
+``/tmp`` (``emptyDir``), and no service-account token mounted (the service calls no API).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ def render(
     selector = {"app.kubernetes.io/instance": name}
     probe = {"httpGet": {"path": env.health_path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
     extra_env = {str(k): str(v) for k, v in (s.get("env") or {}).items()}
-    container_env = [
+    container_env: list[dict[str, Any]] = [
         {"name": k, "value": v}
         for k, v in {
             **extra_env,
@@ -57,6 +64,9 @@ def render(
             "GIT_COMMIT": commit,
         }.items()
     ]
+    for var, ref in _secret_env(env).items():
+        secret, key = ref
+        container_env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -78,7 +88,15 @@ def render(
             "template": {
                 "metadata": {"labels": {**labels, **selector}},
                 "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
                     "containers": [
                         {
                             "name": "service",
@@ -89,7 +107,13 @@ def render(
                             "readinessProbe": {**probe, "initialDelaySeconds": 5},
                             "livenessProbe": {**probe, "initialDelaySeconds": 30, "failureThreshold": 3},
                             "resources": s.get("resources", DEFAULT_RESOURCES),
-                            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108  # nosec B108
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
                         }
                     ],
                 },
@@ -107,6 +131,20 @@ def render(
         },
     }
     return [deployment, service]
+
+
+def _secret_env(env: Environment) -> dict[str, tuple[str, str]]:
+    """``settings.secret_env``: variable → (Secret, key), from ``NAME: secret-name/key``."""
+    raw = env.settings.get("secret_env") or {}
+    if not isinstance(raw, dict):
+        raise DeployError(f"environments.{env.name}.settings.secret_env must map variables to secret-name/key")
+    out = {}
+    for var, ref in raw.items():
+        if not isinstance(ref, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+", ref):
+            raise DeployError(f"environments.{env.name}.settings.secret_env.{var} must be secret-name/key, got {ref!r}")
+        secret, key = ref.split("/", 1)
+        out[str(var)] = (secret, key)
+    return out
 
 
 def to_yaml(manifests: list[dict[str, Any]]) -> str:
