@@ -272,6 +272,7 @@ class DockerTarget:
                 engine.containers.remove(stale.id)
         if kept:
             cid = kept[0].id
+            log.info("%s: the kept %s container runs %s: started again, nothing pulled", env.name, new, what)
             if not kept[0].running:
                 engine.containers.start(cid)
         else:

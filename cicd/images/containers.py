@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import requests
 from docker.errors import APIError, NotFound
+from docker.utils.socket import frames_iter
 
 from cicd.errors import ContainerError
 from cicd.images.base import LOG_TAIL, Part
@@ -242,9 +243,21 @@ class Containers(Part):
         """
         if not reads_only and not self.writes.allow(f"run {command[0]} in container {ref[:12]}"):
             return 0, ""
+        api = self.client.api
         with self.translated(f"running {command[0]} in container {ref[:12]}", "no such container"):
-            code, output = self.client.containers.get(ref).exec_run(list(command))
-        return int(code if code is not None else 1), bytes(output or b"").decode(errors="replace")
+            exec_id = api.exec_create(ref, list(command), stdout=True, stderr=True)["Id"]
+            # The hijacked connection is closed here, not left to the garbage collector: over SSH
+            # each one is a session, and sshd allows ten at a time (MaxSessions).
+            sock = api.exec_start(exec_id, socket=True)
+            try:
+                output = b"".join(data for _, data in frames_iter(sock, tty=False))
+            finally:
+                response = getattr(sock, "_response", None)
+                sock.close()
+                if response is not None:
+                    response.close()
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        return int(code if code is not None else 1), output.decode(errors="replace")
 
     def find(self, labels: Mapping[str, str], *, all_states: bool = True) -> list[Container]:
         """Containers carrying every label in ``labels``."""

@@ -39,6 +39,11 @@ def _ssh_adapter(access: HostAccess, timeout: int) -> Any:
     from docker.transport.sshconn import SSHHTTPAdapter
 
     class Adapter(SSHHTTPAdapter):  # type: ignore[misc]
+        def get_connection(self, url: str, proxies: Any = None) -> Any:
+            # docker keeps a pool per request URL (each container's, each exec's), each with SSH
+            # sessions of its own; sshd allows ten at a time. One pool for the host instead.
+            return super().get_connection("http+docker://ssh/", proxies)
+
         def _create_paramiko_client(self, base_url: str) -> None:
             super()._create_paramiko_client(base_url)
             if access.ssh_key:
@@ -46,7 +51,7 @@ def _ssh_adapter(access: HostAccess, timeout: int) -> Any:
             if access.known_hosts:
                 self.ssh_client.load_host_keys(access.known_hosts)
 
-    return Adapter(access.address, timeout, shell_out=False)
+    return Adapter(access.address, timeout, pool_connections=1, max_pool_size=4, shell_out=False)
 
 
 def _why(err: BaseException, access: HostAccess | None) -> str:

@@ -95,6 +95,15 @@ def base_image(engine: Engine) -> str:
     raise AssertionError
 
 
+@pytest.fixture(scope="session")
+def proxy_image(engine: Engine) -> str:
+    """The proxy's image (``TRAINYARD_PROXY_IMAGE``, which ``.ci/run`` builds from Debian's nginx)."""
+    wanted = os.environ.get("TRAINYARD_PROXY_IMAGE") or "local/nginx:bookworm"
+    if not engine.images.exists(wanted):
+        missing(f"no proxy image: {wanted} is not present (.ci/make-proxy-image.sh builds one)")
+    return wanted
+
+
 @dataclass
 class Registry:
     address: str  # host:port
@@ -201,21 +210,29 @@ def use_free_ports(work: Path) -> None:
     git(work, "push", "--quiet", "origin", "develop")
 
 
-def cicd(
-    work: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run the toolkit in ``work`` exactly as a session would, output captured (and shown on failure)."""
-    full_env = {
+def toolkit_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """What the toolkit runs with in the tests: the session's key and git identity, and ``env``."""
+    return {
         **os.environ,
         "TRAINYARD_SIGNING_KEY": str(signer()[0]),
         **(env or {}),
         **IDENTITY,
         "TRAINYARD_CACHE": os.environ.get("TRAINYARD_CACHE", str(Path.home() / ".cache" / "trainyard")),
     }
+
+
+def toolkit_command(work: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "cicd", "--root", str(work), *args]
+
+
+def cicd(
+    work: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the toolkit in ``work`` exactly as a session would, output captured (and shown on failure)."""
     result = subprocess.run(
-        [sys.executable, "-m", "cicd", "--root", str(work), *args],
+        toolkit_command(work, *args),
         cwd=work,
-        env=full_env,
+        env=toolkit_env(env),
         capture_output=True,
         text=True,
         check=False,
