@@ -253,9 +253,10 @@ class Containers(Part):
                 output = b"".join(data for _, data in frames_iter(sock, tty=False))
             finally:
                 response = getattr(sock, "_response", None)
-                sock.close()
-                if response is not None:
-                    response.close()
+                for part in (response, sock):  # the response first: it flushes through the socket
+                    if part is not None:
+                        with suppress(OSError, ValueError):
+                            part.close()
             code = api.exec_inspect(exec_id).get("ExitCode")
         return int(code if code is not None else 1), output.decode(errors="replace")
 
