@@ -104,14 +104,20 @@ Change = Callable[[Path], str]  # edits the throwaway copy, commits, and says wh
 
 
 def use_free_ports(spec: Path) -> dict[str, int]:
-    """Give every environment in the spec a port that is free now, in place (the rest of the text
-    as it was), so that a throwaway copy's services never take a real environment's port; the
-    ports, by environment."""
+    """Give every environment in the spec a port that is free now (and a proxied one's colours
+    too), in place (the rest of the text as it was), so that a throwaway copy's services never
+    take a real environment's port; the public ports, by environment."""
     from cicd.config import load_config
 
     text, ports = spec.read_text(), {}
     for name, environment in load_config(spec, env={}).environments.items():
         ports[name] = free_port()
+        colours = f"service_ports: [{free_port()}, {free_port()}]"  # behind a proxy: the colours' ports too
+        if environment.proxied and environment.service_ports is not None:
+            blue, green = environment.service_ports
+            text = re.sub(rf"service_ports:\s*\[\s*{blue}\s*,\s*{green}\s*\]", colours, text)
+        elif environment.proxied:
+            text = re.sub(rf"(?m)^(\s+)port:\s*{environment.port}\b.*$", rf"\g<0>\n\g<1>{colours}", text)
         text = re.sub(rf"(?m)^(\s+port:\s*){environment.port}\b", rf"\g<1>{ports[name]}", text)
     spec.write_text(text)
     return ports

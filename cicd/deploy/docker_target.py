@@ -35,6 +35,7 @@ from cicd.deploy.lock import host_lock
 from cicd.deploy.proxy import Proxy
 from cicd.errors import (
     ContainerError,
+    DeployError,
     HealthCheckError,
     PortInUseError,
     PredictionLogError,
@@ -283,7 +284,20 @@ class DockerTarget:
             raise HealthCheckError(what, f"{env.health_path} on the host's port {port}", env.health_timeout, tail,
                                    restored=old is not None)  # fmt: skip
         # 2. The switch: a graceful reload; then the public address must answer as the new release.
-        proxy.send_to(new)
+        # A container of this environment from before it had a proxy holds the address: it stops
+        # (kept) just before the proxy starts, and starts again if the proxy cannot.
+        direct = [c for c in self._serving() if c.running and not c.labels.get(f"{LABEL}.colour")]
+        direct = direct if old is None else []
+        for c in direct:
+            engine.containers.stop(c.id, keep=True)
+        try:
+            proxy.send_to(new)
+        except DeployError:
+            if not kept:
+                engine.containers.remove(cid)
+            for c in direct:
+                engine.containers.start(c.id)
+            raise
         if not self.probe(f"{env.url}{env.health_path}", env.health_timeout, None):
             if old is not None:
                 proxy.send_to(old)

@@ -75,11 +75,12 @@ class Runners:
     base_image: str
     scratch: Path
     ports: dict[str, int]
+    proxy_image: str  # stands for the official nginx image each fresh runner's engine would pull
 
     def fresh_runner(self, job: Job, ci: str) -> tuple[Path, dict[str, str]]:
         """A clone of ``origin`` at the job's branch and a fresh Python; the images cleared, and the
         earlier jobs' workspaces gone (a hosted runner is thrown away after its job)."""
-        self.engine.clear_images(keep={self.base_image})
+        self.engine.clear_images(keep={self.base_image, self.proxy_image})
         for earlier in JOBS[: JOBS.index(job)]:
             shutil.rmtree(self.scratch / f"{ci}-{earlier.name}", ignore_errors=True)
         home = self.scratch / f"{ci}-{job.name}"
@@ -91,6 +92,7 @@ class Runners:
             "PATH": f"{home / 'python' / 'bin'}{os.pathsep}{inherited.get('PATH', '')}",
             "DOCKER_HOST": self.engine.host,
             "TRAINYARD_BASE_IMAGE": self.base_image,
+            "TRAINYARD_PROXY_IMAGE": self.proxy_image,
             "HOME": os.environ.get("HOME", "/root"),  # the wheelhouse cache (~/.cache/trainyard), keyed by content
             "XDG_CACHE_HOME": str(home / "cache"),  # act's workspace: the job's own, gone with it
         }
@@ -98,7 +100,7 @@ class Runners:
 
 
 @contextmanager
-def open_runners(ci: str, scratch: Path, engine: Engine, base_image: str) -> Iterator[Runners]:
+def open_runners(ci: str, scratch: Path, engine: Engine, base_image: str, proxy_image: str) -> Iterator[Runners]:
     """A new origin, registry and runners' engine for one CI system: the two systems share nothing."""
     registry = start_registry(scratch / "registry")
     try:
@@ -114,8 +116,9 @@ def open_runners(ci: str, scratch: Path, engine: Engine, base_image: str) -> Ite
         git(work, "push", "--quiet", "origin", FEATURE)
         try:
             with extra_engine(f"runner-{ci}", scratch) as runner_engine:
-                copy_image(engine, runner_engine.engine, base_image)
-                yield Runners(origin, registry, runner_engine, base_image, scratch, ports)
+                for image in (base_image, proxy_image):
+                    copy_image(engine, runner_engine.engine, image)
+                yield Runners(origin, registry, runner_engine, base_image, scratch, ports, proxy_image)
         except EngineUnavailableError as err:
             missing(f"a second Docker engine for the CI runners: {err}")
     finally:

@@ -68,14 +68,15 @@ def require_newcomer_image(engine: Engine) -> None:
         missing(f"no newcomer image {NEWCOMER_IMAGE} (.ci/make-base-image.sh {NEWCOMER_IMAGE} git,ca-certificates)")
 
 
-def run_readme_main_job(engine: Engine, base_image: str, tmp: Path) -> None:
+def run_readme_main_job(engine: Engine, base_image: str, proxy_image: str, tmp: Path) -> None:
     """The README's first command in a fresh Debian 12 container on a clean clone; every stage ok."""
     clone = clean_clone(tmp)
     command = readme_commands()[0]
     assert command.endswith("nox -s demo"), f"the README's first command should run the demo: {command}"
     socket = _docker_socket()
     env: dict[str, Any] = {k: v for k, v in os.environ.items() if _PASSED_ENV.match(k)}
-    env |= {"TRAINYARD_BASE_IMAGE": base_image, "HOME": HOME}  # a laptop: no CI variable, no git identity
+    # a laptop: no CI variable, no git identity; the two images stand for Docker Hub's
+    env |= {"TRAINYARD_BASE_IMAGE": base_image, "TRAINYARD_PROXY_IMAGE": proxy_image, "HOME": HOME}
     bundle = Path("/etc/ssl/certs/ca-certificates.crt")
     container: Any = engine.client.containers.create(
         NEWCOMER_IMAGE,

@@ -50,6 +50,9 @@ def _four_environments(work: Path) -> dict[str, int]:
     envs["qa"] = {**envs["staging"], "tag": "QA", "promote_from": "staging"}
     envs["production"]["promote_from"] = "qa"
     data["environments"] = {name: {**envs[name], "port": ports[name]} for name in ENVIRONMENTS}
+    for env in data["environments"].values():
+        if env.get("proxy"):  # the colours behind the proxy on free ports too
+            env["service_ports"] = [free_port(), free_port()]
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     config = load_config(spec, env={})
     assert [config.environments[n].promote_from for n in ENVIRONMENTS] == [None, None, "staging", "qa"]

@@ -25,15 +25,17 @@ from tests.integration.newcomer import require_newcomer_image, run_readme_main_j
 
 
 def test_every_ci_job_and_the_readme_on_fresh_machines(
-    tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, tmp_path: Path
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, proxy_image: str, tmp_path: Path
 ) -> None:
     require_newcomer_image(engine)
     with ExitStack() as stack:
         worlds: dict[str, Callable[[], None]] = {}
         for ci in ("github", "azure"):
-            runners = stack.enter_context(open_runners(ci, tmp_path_factory.mktemp(f"ci-{ci}"), engine, base_image))
+            scratch = tmp_path_factory.mktemp(f"ci-{ci}")
+            runners = stack.enter_context(open_runners(ci, scratch, engine, base_image, proxy_image))
             worlds[ci] = partial(run_in_order, ci, runners, tmp_path)
-        worlds["newcomer"] = partial(run_readme_main_job, engine, base_image, tmp_path_factory.mktemp("newcomer"))
+        newcomer = tmp_path_factory.mktemp("newcomer")
+        worlds["newcomer"] = partial(run_readme_main_job, engine, base_image, proxy_image, newcomer)
         with ThreadPoolExecutor(len(worlds)) as pool:
             futures = {name: pool.submit(run) for name, run in worlds.items()}
         errors = {name: f.exception() for name, f in futures.items()}

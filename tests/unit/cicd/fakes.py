@@ -9,6 +9,7 @@ Real tests of the same boundaries are in ``tests/integration``.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -151,6 +152,11 @@ class FakeContainer:
     port: int = 0
 
 
+def _colour(conf: str) -> str:
+    match = re.search(r"colour=(\w+)", conf)
+    return match.group(1) if match else "?"
+
+
 @dataclass
 class FakeContainers:
     writes: Writes
@@ -161,6 +167,8 @@ class FakeContainers:
     runs: list[list[str]] = field(default_factory=list)  # the commands run to completion
     exit_code: int = 0  # what the next ones exit with
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (container, path) → content
+    confs: dict[str, str] = field(default_factory=dict)  # proxy container → its nginx config
+    unhealthy: set[str] = field(default_factory=set)  # images whose service never answers inside the host
 
     def run(self, image: str, command: Sequence[str], **kwargs: Any) -> RunResult:
         if not self.writes.allow(f"run `{' '.join(command)[:200]}` in {image}"):
@@ -221,6 +229,29 @@ class FakeContainers:
 
     def running(self, ref: str) -> bool:
         return ref in self.items and self.items[ref].running
+
+    def start_proxy(self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str]) -> str:
+        """A proxy whose config (the command's argument, as the real one writes it) names its colour."""
+        if not self.writes.allow(f"start the proxy {name} from {image}"):
+            return ""
+        cid = f"c{next(self.ids)}"
+        self.items[cid] = FakeContainer(cid, image, dict(labels), port=int(labels["io.trainyard.port"]))
+        self.confs[cid] = command[4]
+        self.log.append(f"proxy {cid} → {_colour(command[4])}")
+        return cid
+
+    def execute(self, ref: str, command: Sequence[str], *, reads_only: bool = False) -> tuple[int, str]:
+        """What the target runs in containers: read or reload the proxy's config, probe a service."""
+        if command[0] == "cat":
+            return 0, self.confs.get(ref, "")
+        if command[0] == "sh" and "reload" in command[2]:
+            self.confs[ref] = command[4]
+            self.log.append(f"switch {ref} → {_colour(command[4])}")
+            return 0, ""
+        if command[0] == "python":  # a service's health probe, from inside its container
+            item = self.items.get(ref)
+            return (0 if item and item.running and item.image not in self.unhealthy else 1), ""
+        return 0, ""  # the proxy's process list (no old workers), its pid file
 
     def claim(self, image: str, name: str, labels: Mapping[str, str]) -> str | None:
         if not self.writes.allow(f"create the lock container {name}"):
@@ -286,9 +317,10 @@ REPOSITORY = SPEC.registry.repository(SPEC.images.release)  # registry.test:5000
 
 
 def config(**environments: dict[str, Any]) -> PipelineConfig:
-    """The repository's own spec, a registry configured, every environment on a free port, with
-    some environments changed (or added, as copies of staging)."""
-    envs = {name: replace(env, port=free_port()) for name, env in SPEC.environments.items()}
+    """The repository's own spec, a registry configured, every environment on a free port and
+    without a proxy (the container swap; ``proxy=True`` per environment for blue/green), with some
+    environments changed (or added, as copies of staging)."""
+    envs = {name: replace(env, port=free_port(), proxy=False) for name, env in SPEC.environments.items()}
     for name, changes in environments.items():
         envs[name] = replace(envs[name], **changes) if name in envs else replace(envs["staging"], name=name, **changes)
     return replace(SPEC, environments=envs)

@@ -32,6 +32,7 @@ from cicd.errors import (
     RecordTrustError,
     RegistryError,
 )
+from cicd.http import free_port
 from cicd.proc import Completed
 from cicd.records import AcceptanceRecord, CheckRecord, DeployRecord, ReleaseRecord, timestamp
 from tests.unit.cicd.fakes import REPOSITORY, FakeEngine, config, context, fake_engine, fake_repo
@@ -385,6 +386,43 @@ def test_a_good_swap_retires_every_other_container(health: Any) -> None:
     environments.deploy(ctx, "staging")
     assert serving(ctx, "staging") == ["sha256:" + "b" * 64] and len(fake_engine(ctx).containers.items) == 1
     assert set(fake_engine(ctx).containers.limits.values()) == {("512m", 64)}  # the spec's limits, every start
+
+
+def test_behind_a_proxy_a_deploy_switches_colours_and_a_rollback_starts_the_kept_one(health: Any) -> None:
+    ctx = context(config(staging={"proxy": True, "service_ports": (free_port(), free_port())}))
+    health(ctx)
+    containers, registry = fake_engine(ctx).containers, fake_engine(ctx).registry
+    release(ctx, "0.1.0", "a" * 64)
+    environments.deploy(ctx, "staging")
+    release(ctx, "0.2.0", "b" * 64, minutes=5)
+    environments.deploy(ctx, "staging")
+    steps = [line.split()[0] + (" " + line.split()[-1] if line.startswith(("proxy", "switch")) else "")
+             for line in containers.log]  # fmt: skip
+    # blue starts and the proxy starts on it; green starts, the proxy switches, blue stops (kept)
+    assert steps == ["start", "proxy blue", "start", "switch green", "stop"], containers.log
+    pulled = list(registry.pulled)
+    containers.log.clear()
+    environments.rollback(ctx, "staging")
+    assert registry.pulled == pulled  # the kept blue container is started again: nothing pulled
+    assert [line.split()[0] for line in containers.log] == ["restart", "switch", "stop"], containers.log
+    running = [c for c in containers.items.values() if c.running and c.labels.get("io.trainyard.role") == "serving"]
+    assert [c.labels["io.trainyard.digest"] for c in running] == ["sha256:" + "a" * 64]
+
+
+def test_behind_a_proxy_a_colour_that_never_gets_healthy_never_gets_the_traffic(health: Any) -> None:
+    ctx = context(config(staging={"proxy": True, "service_ports": (free_port(), free_port()), "health_timeout": 1}))
+    health(ctx)
+    containers = fake_engine(ctx).containers
+    release(ctx, "0.1.0", "a" * 64)
+    environments.deploy(ctx, "staging")
+    release(ctx, "0.2.0", "b" * 64, minutes=5)
+    containers.unhealthy.add("sha256:" + "b" * 64)
+    containers.log.clear()
+    with pytest.raises(HealthCheckError, match="never answered"):
+        environments.deploy(ctx, "staging")
+    assert [line.split()[0] for line in containers.log] == ["start", "remove"], containers.log  # no switch
+    proxy = next(c for c in containers.items.values() if c.labels.get("io.trainyard.role") == "proxy")
+    assert "colour=blue" in containers.confs[proxy.id]
 
 
 # --- promotion between any environments, and rollback ---------------------------------------
