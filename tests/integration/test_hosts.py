@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,18 @@ from docker.errors import ImageNotFound
 from cicd.config import PipelineConfig, load_config
 from cicd.deploy.base import Live
 from cicd.deploy.docker_target import DockerTarget
+from cicd.errors import EngineUnavailableError
 from cicd.http import free_port
 from cicd.images import Engine
-from tests.integration.conftest import cicd, git, make_project, start_registry, toolkit_command, toolkit_env
+from tests.integration.conftest import (
+    cicd,
+    git,
+    make_project,
+    missing,
+    start_registry,
+    toolkit_command,
+    toolkit_env,
+)
 from tests.integration.engines import copy_image
 from tests.integration.hosts import SSHHost, TLSHost, ssh_host, tls_host
 from tests.integration.test_environments import json_of
@@ -107,7 +117,13 @@ def hosts(
 ) -> Iterator[dict[str, Any]]:
     scratch = tmp_path_factory.mktemp("hosts")
     registry = start_registry(scratch / "registry")
-    with tls_host("staging", scratch) as staging, ssh_host("production", scratch) as production:
+    with ExitStack() as stack:
+        stack.callback(registry.stop)
+        try:
+            staging = stack.enter_context(tls_host("staging", scratch))
+            production = stack.enter_context(ssh_host("production", scratch))
+        except EngineUnavailableError as err:
+            missing(f"the hosts test needs two more engines, openssl and sshd: {err}")
         for host in (staging.extra, production.extra):
             copy_image(engine, host.engine, proxy_image)
         work, origin = make_project(scratch / "project")
@@ -129,7 +145,6 @@ def hosts(
             "work": work, "origin": origin, "env": env, "ports": ports, "config": config, "scratch": scratch,
             "staging": staging, "production": production, "registry": registry,
         }  # fmt: skip
-    registry.stop()
 
 
 def run(hosts: dict[str, Any], *args: str, env: dict[str, str] | None = None, check: bool = True) -> Any:
