@@ -1,6 +1,6 @@
 """Benchmarks: how fast, how small — ours side by side with the naive baseline, in the same run.
 
-    python -m benchmarks.run [--skip-flow] [--skip-load] [--requests 500] [--output artifacts/benchmarks]
+    python -m benchmarks.run [--skip-flow] [--skip-load] [--skip-hosts] [--requests 500] [--output artifacts/benchmarks]
     nox -s bench [-- --skip-flow]
 
 Everything runs in a throwaway copy of this repository with a bare ``origin`` (your repository,
@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=30, help="1,000-record requests (default 30)")
     parser.add_argument("--skip-flow", action="store_true", help="skip the full local flow, cold and warm")
     parser.add_argument("--skip-load", action="store_true", help="skip the load runs with wrk (benchmarks.load)")
+    parser.add_argument("--skip-hosts", action="store_true", help="skip the proxy and host figures (benchmarks.hosts)")
     args = parser.parse_args(argv)
     prepare(args.output)
     if not args.skip_load:
@@ -364,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print("… load with wrk: 1, 8 and 32 clients, metrics and log off and on (about 4 minutes)", file=sys.stderr)
         figures["load"] = load.measure(warm.engine, release_image)
+
+    if not args.skip_hosts:
+        from benchmarks import hosts
+
+        print("… the proxy's cost, and a promotion to a host over SSH", file=sys.stderr, flush=True)
+        with quiet(log):
+            figures["hosts"] = hosts.measure(warm.engine, release_image)
 
     if not args.skip_flow:
         print("… full local flow, cold then warm (several minutes)", file=sys.stderr, flush=True)
@@ -562,6 +570,23 @@ def evaluate(f: dict[str, Any]) -> list[Row]:
                 "0 (cold run beside it)",
                 fw["promote_builds"] == 0 and fc["promote_builds"] == 0,
             ),
+        ]
+    if "hosts" in f:
+        h = f["hosts"]
+        rows += [
+            Row("promotion to a host over SSH: pull by digest + switch", h["promote_s"], None, "s", "—", None),
+            Row("a blue/green switch on that host", h["switch_s"], None, "s", "—", None),
+            Row(
+                "requests failed during the switch",
+                h["switch_failed"],
+                h["switch_requests"],
+                "",
+                "0 (baseline column: requests made)",
+                h["switch_failed"] == 0,
+            ),
+            Row("longest request during the switch", h["switch_longest_ms"], None, "ms", "—", None),
+            Row("/health p50 via the proxy", h["proxy_p50_ms"], h["direct_p50_ms"], "ms", "(baseline: direct)", None),
+            Row("/health p99 via the proxy", h["proxy_p99_ms"], h["direct_p99_ms"], "ms", "(baseline: direct)", None),
         ]
     return rows
 
