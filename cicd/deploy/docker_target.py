@@ -299,10 +299,19 @@ class DockerTarget:
                 engine.containers.start(c.id)
             raise
         if not self.probe(f"{env.url}{env.health_path}", env.health_timeout, None):
+            tail = engine.containers.logs_tail(cid)
             if old is not None:
                 proxy.send_to(old)
-            raise HealthCheckError(what, f"{env.url}{env.health_path}", env.health_timeout,
-                                   engine.containers.logs_tail(cid), restored=old is not None)  # fmt: skip
+            else:  # the first switch: the proxy goes, and what held the address before it comes back
+                proxy.remove()
+                for c in direct:
+                    engine.containers.start(c.id)
+            if kept:
+                engine.containers.stop(cid, keep=True)
+            else:
+                engine.containers.remove(cid)
+            raise HealthCheckError(what, f"{env.url}{env.health_path}", env.health_timeout, tail,
+                                   restored=old is not None or bool(direct))  # fmt: skip
         # 3. The old colour stops and stays, for a rollback without a pull; strays of a killed deploy go.
         for other in self._serving():
             if other.id == cid:
