@@ -267,7 +267,9 @@ def test_rollback_redeploys_the_previous_digest(
     assert rolled["kind"] == "rollback" and rolled["digest"] == first["digest"]
     assert _metadata(flow["ports"]["production"])["image_digest"] == first["digest"]
     labels = {"io.trainyard.environment": "production", "io.trainyard.port": str(flow["ports"]["production"])}
-    assert len(engine.containers.find(labels)) == 1  # the retired ones are gone: no strays
+    # behind production's proxy: the colour serving, the other one kept stopped; no strays, no lock
+    found = sorted((c.labels.get("io.trainyard.role"), c.running) for c in engine.containers.find(labels))
+    assert found == [("proxy", True), ("serving", False), ("serving", True)], found
 
 
 def test_a_port_taken_by_another_program_is_refused(flow: dict[str, Any], first: dict[str, Any]) -> None:
