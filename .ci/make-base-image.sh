@@ -7,14 +7,5 @@
 set -euo pipefail
 IMAGE="${1:-local/python:3.11-bookworm}"
 EXTRA="${2:-}"
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "image $IMAGE already present"
-  exit 0
-fi
-command -v debootstrap >/dev/null || { echo "debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
-ROOTFS="$(mktemp -d)"
-trap 'rm -rf "$ROOTFS"' EXIT
-debootstrap --variant=minbase --include="python3,python3-venv,python3-pip${EXTRA:+,$EXTRA}" bookworm "$ROOTFS" >/dev/null
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
-tar -C "$ROOTFS" -c . | docker import -c 'CMD ["python3"]' -c 'ENV LANG=C.UTF-8' - "$IMAGE" >/dev/null
-echo "image $IMAGE built"
+exec "$(dirname "$0")/debootstrap-image.sh" "$IMAGE" "python3,python3-venv,python3-pip${EXTRA:+,$EXTRA}" \
+  'CMD ["python3"]' 'ENV LANG=C.UTF-8'

@@ -108,26 +108,11 @@ class DockerTarget:
         return [c for c in self._serving() if c.labels.get(f"{LABEL}.colour") == colour]
 
     def live(self) -> Live | None:
+        colour = self._proxy().colour() if self.env.proxied else None
         if self.env.proxied:
-            return self._live_colour()
-        running = [c for c in self._serving() if c.running]
-        if not running:
-            return None
-        labels = running[0].labels
-        healthy = self.probe(f"{self.env.url}{self.env.health_path}", 3, None)
-        return Live(
-            environment=self.env.name,
-            reference=str(labels.get(f"{LABEL}.reference", "")),
-            digest=str(labels.get(f"{LABEL}.digest", "")),
-            version=str(labels.get(f"{LABEL}.version", "")),
-            url=self.env.url,
-            healthy=healthy,
-            detail=running[0].name,
-        )
-
-    def _live_colour(self) -> Live | None:
-        colour = self._proxy().colour()
-        running = [c for c in self._colour_containers(colour) if c.running] if colour else []
+            running = [c for c in self._colour_containers(colour) if c.running] if colour else []
+        else:
+            running = [c for c in self._serving() if c.running]
         if not running:
             return None
         labels = running[0].labels
@@ -139,7 +124,7 @@ class DockerTarget:
             url=self.env.url,
             healthy=self.probe(f"{self.env.url}{self.env.health_path}", 3, None),
             detail=running[0].name,
-            colour=str(colour),
+            colour=colour or "",
             host=self.engine.where,
         )
 
