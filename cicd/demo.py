@@ -2,10 +2,13 @@
 
 ``python -m cicd demo`` copies the project (as it is now, uncommitted changes included) into a
 temporary repository with a bare ``origin``, gives its environments free ports, and runs every
-row of the flow there on the embedded default — the local engine, no external registry:
-build → unit → release → integration → merge → deploy staging → acceptance → promote
-production → status. Your own repository, tags and deployments are untouched. It ends with a
-short report of each stage and stops the services it started (``--keep`` leaves them running).
+row of the flow there: build → unit → release → integration → merge → deploy staging →
+acceptance → promote production → status. It runs where the spec says: the embedded default is
+the local engine and no external registry; an environment with a ``host`` is deployed to that
+host (with ``TRAINYARD_REGISTRY`` set, and the host's variables as for any deploy), next to but
+apart from the real environment there (its own ports and labels). Your own repository, tags and
+deployments are untouched. It ends with a short report of each stage and stops the services it
+started, wherever they run (``--keep`` leaves them running).
 
 ``python -m cicd demo --local`` is the short version without Docker: the package's own train,
 evaluate and serve on this machine, called as the contract says (cicd/README.md).
@@ -133,7 +136,6 @@ def run_flows(root: Path, workdir: Path | None, keep: bool, passes: Sequence[Cha
     made on ``develop`` before it. The first pass's report starts with the clone; a failed pass
     ends the run. The benchmark uses this to time an unchanged and a one-line-changed flow."""
     from cicd.config import load_config
-    from cicd.deploy.docker_target import DockerTarget
     from cicd.gitops import Repo, signed_throwaway_clone
     from cicd.images import Engine
 
@@ -163,13 +165,27 @@ def run_flows(root: Path, workdir: Path | None, keep: bool, passes: Sequence[Cha
                 break
     finally:
         if not keep:
-            config = load_config(spec, env={})
-            for environment in config.environments.values():
-                DockerTarget(config, environment, engine).discard()
+            _discard(load_config(spec, env=env), work, env)
         engine.close()
         repo.close()
         print(f"\nreport: {write_report([s for r in runs for s in r], base / 'report.json')}", file=sys.stderr)
     return runs
+
+
+def _discard(config: Any, work: Path, env: dict[str, str]) -> None:
+    """Stop the throwaway copy's services on each environment's own engine; a host that cannot be
+    reached is said, and the others are still cleaned."""
+    from cicd.context import Context
+    from cicd.deploy.docker_target import DockerTarget
+
+    with Context(config=config, root=work, env=env) as ctx:
+        for environment in config.environments.values():
+            if environment.target != "docker":
+                continue
+            try:
+                DockerTarget(config, environment, ctx.engine_for(environment)).discard()
+            except CICDError as err:
+                print(f"could not stop the demo's {environment.name}: {err}", file=sys.stderr)
 
 
 def _run_stages(work: Path, env: dict[str, str], logs: Path, repo: Any, stages: list[Stage]) -> bool:

@@ -10,6 +10,8 @@ own pull of the official nginx image, which cannot be pulled here.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import threading
 import time
@@ -331,3 +333,24 @@ def test_a_host_that_cannot_be_used_is_refused_in_one_line_and_nothing_changes(
     assert len(errors) == 1 and said in errors[0], (case, refused.stderr[-1500:])
     assert _origin_tags(hosts) == tags
     assert {name: live(hosts, name) for name in ("staging", "production")} == serving
+
+
+def test_the_demo_can_be_pointed_at_the_hosts(story: dict[str, Any], hosts: dict[str, Any]) -> None:
+    """The README's main job with a spec that names the hosts: its throwaway staging and
+    production run there, beside the real ones and apart from them, and are gone afterwards."""
+    engines = {name: hosts[name].extra.engine for name in ("staging", "production")}
+
+    def releases(name: str) -> set[str]:
+        return {d for i in engines[name].client.images.list() for d in i.attrs.get("RepoDigests") or []}
+
+    before = {name: releases(name) for name in engines}
+    demo = subprocess.run(toolkit_command(hosts["work"], "demo"), cwd=hosts["work"], env=toolkit_env(hosts["env"]),
+                          capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
+    assert demo.returncode == 0, demo.stderr[-4000:]
+    report = json.loads(Path(re.findall(r"^report: (\S+)$", demo.stderr, re.MULTILINE)[-1]).read_text())
+    assert all(stage["ok"] for stage in report["stages"]) and report["stages"][-1]["name"] == "status"
+    for name, engine in engines.items():
+        assert releases(name) - before[name], f"the demo's release never reached the {name} host"
+        ports = {c.labels.get("io.trainyard.port") for c in engine.client.containers.list(all=True)}
+        assert ports == {str(hosts["ports"][name])}, ports  # the real one's containers only: the demo's are gone
+    assert live(hosts, "staging") is not None and live(hosts, "production") is not None
