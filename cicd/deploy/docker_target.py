@@ -153,8 +153,9 @@ class DockerTarget:
                 "SERVICE_PREDICTION_LOG_MAX_ROWS": str(logged.max_rows),
             }
         return self.engine.containers.start_service(
-            image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids, volumes=volumes
-        )
+            image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids, volumes=volumes,
+            restart=bool(colour),  # a colour behind the proxy comes back after a reboot, as the proxy does
+        )  # fmt: skip
 
     def log_volume(self) -> str:
         """The named volume that holds this environment's prediction log (the port is part of its

@@ -2,10 +2,11 @@
 
 nginx, because a switch is a graceful reload: the master starts workers with the new upstream
 and lets the old ones finish what they hold, on a listening socket that never closes, so a
-switch drops no request. It runs from the official image (``images.proxy``) with no file of
-ours on disk: its config is written into its tmpfs through ``docker exec``, so a remote engine
-needs nothing but the image. The config names the colour it sends to; that is what ``status``
-and the next deploy read.
+switch drops no request. It runs from the official image (``images.proxy``) with nothing of ours
+installed on the host: its config is written through ``docker exec`` onto a named volume of the
+environment's, so a proxy the engine restarts (after a crash or a reboot) still sends to the
+colour the last switch chose. The config names that colour, which is what ``status`` and the
+next deploy read.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from cicd.images import Container, Engine
 
 log = logging.getLogger(__name__)
 LABEL = "io.trainyard"
-CONF = "/tmp/trainyard/nginx.conf"  # noqa: S108  # nosec B108 - on the container's tmpfs
-PID = "/tmp/trainyard/nginx.pid"  # noqa: S108  # nosec B108 - as above
+CONF_DIR = "/etc/trainyard"  # a named volume of the environment's: the config outlives the container
+CONF = f"{CONF_DIR}/nginx.conf"
+PID = "/tmp/trainyard/nginx.pid"  # noqa: S108  # nosec B108 - on the container's tmpfs
 _WRITE = 'mkdir -p /tmp/trainyard && printf "%s" "$1" > "$2.new" && nginx -e stderr -t -q -c "$2.new"'
+# A restart (the engine's, after a crash or a reboot) keeps the config the last switch wrote.
+_START = (
+    'mkdir -p /tmp/trainyard && { [ -s "$2" ] || printf "%s" "$1" > "$2"; } '
+    '&& exec nginx -e stderr -c "$2" -g "daemon off;"'
+)
 _COLOUR = re.compile(r"# trainyard: colour=(\w+) port=(\d+)")
 # Every process's id and command line, from /proc (the official image has no ps).
 _PROCESSES = 'for d in /proc/[0-9]*; do printf "%s %s\\n" "${d#/proc/}" "$(tr "\\0" " " < "$d/cmdline")"; done'
@@ -72,6 +79,10 @@ class Proxy:
     def name(self) -> str:
         return f"trainyard-{self.config.project}-{self.env.name}-{self.env.port}-proxy"
 
+    @property
+    def volume(self) -> str:
+        return f"{self.name}-conf"
+
     def container(self) -> Container | None:
         found = self.engine.containers.find(self.labels)
         return found[0] if found else None
@@ -93,10 +104,10 @@ class Proxy:
             self.engine.containers.remove(current.id)  # a stopped proxy holds nothing: start a fresh one
             current = None
         if current is None:
-            start = f'{_WRITE} && mv "$2.new" "$2" && exec nginx -e stderr -c "$2" -g "daemon off;"'
             cid = self.engine.containers.start_proxy(
-                self.config.images.proxy, self.name, ["sh", "-c", start, "sh", conf, CONF], self.labels
-            )
+                self.config.images.proxy, self.name, ["sh", "-c", _START, "sh", conf, CONF], self.labels,
+                {self.volume: CONF_DIR},
+            )  # fmt: skip
             if cid and not self._answers(cid):
                 tail = self.engine.containers.logs_tail(cid)
                 self.engine.containers.remove(cid)
@@ -105,7 +116,10 @@ class Proxy:
                     + (tail[-1] if tail else "no output")
                     + f"; is the address free on {self.engine.where}?"
                 )
-            return
+            if not cid or self.colour() == colour:
+                return
+            current = self.container()  # it kept an earlier config from its volume: reload it onto ours
+            assert current is not None
         old = self._workers(current.id)
         reload = f'{_WRITE} && mv "$2.new" "$2" && nginx -e stderr -s reload -c "$2"'
         code, output = self.engine.containers.execute(current.id, ["sh", "-c", reload, "sh", conf, CONF])
@@ -145,6 +159,8 @@ class Proxy:
         return False
 
     def remove(self) -> None:
+        """Take the proxy away, with the volume that holds its config."""
         current = self.container()
         if current is not None:
             self.engine.containers.remove(current.id)
+        self.engine.containers.remove_volume(self.volume)

@@ -141,8 +141,10 @@ class Containers(Part):
         memory: str = "1g",
         pids: int = 256,
         volumes: Mapping[str, str] | None = None,
+        restart: bool = False,
     ) -> str:
         """Start a long-running container on the host network (it binds 127.0.0.1 via its env); its id.
+        ``restart``: the engine starts it again after a crash or a reboot, unless it was stopped.
 
         Least privilege: no capabilities, no privilege gain, a read-only root filesystem with a
         small tmpfs ``/tmp``, and memory and process limits. ``volumes``: named volumes (never host
@@ -166,13 +168,17 @@ class Containers(Part):
                 mem_limit=memory,
                 pids_limit=pids,
                 volumes=mounts,
+                restart_policy={"Name": "unless-stopped"} if restart else {"Name": "no"},
             )
         return str(container.id)
 
-    def start_proxy(self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str]) -> str:
+    def start_proxy(
+        self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str], volumes: Mapping[str, str]
+    ) -> str:
         """Start a reverse proxy on the host network (its config binds the public address); its id.
 
-        Read-only root with a tmpfs ``/tmp`` (its config, pid and buffers live there); of root's
+        Read-only root with a tmpfs ``/tmp`` (its pid and buffers live there) and ``volumes``
+        (named, writable: its config, which outlives the container); of root's
         capabilities it keeps only those a proxy's master needs to bind a low port and hand work to
         unprivileged workers. It restarts with the engine, so the address outlives a host reboot.
         """
@@ -195,6 +201,7 @@ class Containers(Part):
                 mem_limit="256m",
                 pids_limit=64,
                 restart_policy={"Name": "unless-stopped"},
+                volumes=_named_volumes(volumes, "rw"),
             )
         return str(container.id)
 

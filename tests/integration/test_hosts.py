@@ -354,3 +354,24 @@ def test_the_demo_can_be_pointed_at_the_hosts(story: dict[str, Any], hosts: dict
         ports = {c.labels.get("io.trainyard.port") for c in engine.client.containers.list(all=True)}
         assert ports == {str(hosts["ports"][name])}, ports  # the real one's containers only: the demo's are gone
     assert live(hosts, "staging") is not None and live(hosts, "production") is not None
+
+
+def test_a_host_that_restarts_its_containers_serves_the_colour_of_the_last_switch(
+    story: dict[str, Any], hosts: dict[str, Any]
+) -> None:
+    """As after a reboot: the engine restarts the proxy (and the serving colour); the proxy reads
+    the config the last switch wrote to its volume, not the one it was created with."""
+    engine = hosts["production"].extra.engine
+    before = live(hosts, "production")
+    assert before is not None
+    for container in engine.client.containers.list():
+        if container.labels.get("io.trainyard.role") in ("proxy", "serving"):
+            container.restart(timeout=5)
+    deadline = time.monotonic() + 60
+    while (now := live(hosts, "production")) is None or not now.healthy:
+        assert time.monotonic() < deadline, "production did not come back after its containers restarted"
+        time.sleep(0.5)
+    assert (now.colour, now.digest) == (before.colour, before.digest)
+    policies = {c.labels.get("io.trainyard.role"): c.attrs["HostConfig"]["RestartPolicy"]["Name"]
+                for c in engine.client.containers.list()}  # fmt: skip
+    assert policies == {"proxy": "unless-stopped", "serving": "unless-stopped"}

@@ -186,6 +186,7 @@ class FakeContainers:
         memory: str = "1g",
         pids: int = 256,
         volumes: Mapping[str, str] | None = None,
+        restart: bool = False,
     ) -> str:
         self.volumes, self.env = dict(volumes or {}), dict(env)  # what the newest service got
         if not self.writes.allow(f"start the service {name} from {image}"):
@@ -230,7 +231,9 @@ class FakeContainers:
     def running(self, ref: str) -> bool:
         return ref in self.items and self.items[ref].running
 
-    def start_proxy(self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str]) -> str:
+    def start_proxy(
+        self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str], volumes: Mapping[str, str]
+    ) -> str:
         """A proxy whose config (the command's argument, as the real one writes it) names its colour."""
         if not self.writes.allow(f"start the proxy {name} from {image}"):
             return ""
