@@ -113,6 +113,11 @@ ENGINE_CASES: list[tuple[str, Callable[[Engine], Any], str]] = [
     ("containers.running", lambda e: e.containers.running(MISSING_CONTAINER), "nothing"),
     ("containers.logs_tail", lambda e: e.containers.logs_tail(MISSING_CONTAINER), "nothing"),
     ("containers.copy_out", lambda e: e.containers.copy_out(MISSING_CONTAINER, "/x", Path("/nonexistent")), "raises"),
+    ("containers.start_proxy", lambda e: e.containers.start_proxy(MISSING_IMAGE, "x", ["true"], {}, {}), "raises"),
+    ("containers.execute", lambda e: e.containers.execute(MISSING_CONTAINER, ["true"]), "raises"),
+    ("containers.claim", lambda e: e.containers.claim(MISSING_IMAGE, "trainyard-x-lock", {}), "raises"),
+    ("containers.put_file", lambda e: e.containers.put_file(MISSING_CONTAINER, "/x", b""), "raises"),
+    ("containers.read_file", lambda e: e.containers.read_file(MISSING_CONTAINER, "/x"), "nothing"),
     ("registry.pull", lambda e: e.registry.pull("127.0.0.1:9/no-such@sha256:" + "0" * 64, None), "raises"),
     ("registry.push", lambda e: e.registry.push("127.0.0.1:9/no-such-image", "0", None), "raises"),
 ]
