@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -271,18 +272,20 @@ class Containers(Part):
         """Containers carrying every label in ``labels``."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with self.translated("listing containers"):
-            found = self.client.containers.list(all=all_states, filters=filters)
-            return [
-                Container(
-                    id=str(c.id),
-                    name=str(c.name),
-                    labels=dict(c.labels),
-                    running=c.status == "running",
-                    created=str(c.attrs.get("Created", "")),
-                    image=str(c.attrs.get("Image", "")),  # the full inspect: the image's id
-                )
-                for c in found
-            ]
+            # The list alone, no inspect of each: a container removed between the two (another
+            # deploy's lock, released) would otherwise fail the whole listing.
+            found = self.client.api.containers(all=all_states, filters=filters)
+        return [
+            Container(
+                id=str(c["Id"]),
+                name=str((c.get("Names") or [""])[0]).lstrip("/"),
+                labels=dict(c.get("Labels") or {}),
+                running=c.get("State") == "running",
+                created=datetime.fromtimestamp(int(c.get("Created") or 0), UTC).isoformat(),
+                image=str(c.get("ImageID", "")),  # the image's id
+            )
+            for c in found
+        ]
 
     def start(self, ref: str) -> None:
         """Start a stopped container again."""

@@ -286,12 +286,19 @@ def test_a_port_taken_by_another_program_is_refused(flow: dict[str, Any], first:
     assert f"port {port} of environment integration is taken by another program" in result.stderr
 
 
-def test_a_registry_that_is_down_leaves_the_environment_serving(flow: dict[str, Any], first: dict[str, Any]) -> None:
+def test_a_registry_that_is_down_leaves_the_environment_serving(
+    flow: dict[str, Any], first: dict[str, Any], engine: Engine
+) -> None:
     on(flow, "main")
     serving = _metadata(flow["ports"]["staging"])["image_digest"]
     registry: Registry = flow["registry"]
+    # the other colour, kept stopped for a rollback, would start again without a pull: remove it
+    labels = {"io.trainyard.environment": "staging", "io.trainyard.port": str(flow["ports"]["staging"])}
+    for kept in engine.containers.find(labels):
+        if kept.labels.get("io.trainyard.role") == "serving" and not kept.running:
+            engine.containers.remove(kept.id)
     registry.stop()
-    try:  # a deploy always pulls by digest, even an image the engine has: the registry is the truth
+    try:  # a deploy pulls by digest, even an image the engine has: the registry is the truth
         result = cicd(flow["work"], "deploy", "staging", env=flow["env"], check=False)
     finally:
         registry.restart()
