@@ -153,9 +153,8 @@ class DockerTarget:
                 "SERVICE_PREDICTION_LOG_MAX_ROWS": str(logged.max_rows),
             }
         return self.engine.containers.start_service(
-            image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids, volumes=volumes,
-            restart=bool(colour),  # a colour behind the proxy comes back after a reboot, as the proxy does
-        )  # fmt: skip
+            image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids, volumes=volumes
+        )
 
     def log_volume(self) -> str:
         """The named volume that holds this environment's prediction log (the port is part of its
@@ -298,7 +297,9 @@ class DockerTarget:
                 engine.containers.remove(cid)
             raise HealthCheckError(what, f"{env.url}{env.health_path}", env.health_timeout, tail,
                                    restored=old is not None or bool(direct))  # fmt: skip
-        # 3. The old colour stops and stays, for a rollback without a pull; strays of a killed deploy go.
+        # 3. The new colour outlives a reboot, as the proxy does; the old one stops and stays, for a
+        # rollback without a pull (stopped, it stays stopped after a reboot); strays of a killed deploy go.
+        engine.containers.keep_running(cid)
         for other in self._serving():
             if other.id == cid:
                 continue

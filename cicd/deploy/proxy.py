@@ -116,7 +116,10 @@ class Proxy:
                     + (tail[-1] if tail else "no output")
                     + f"; is the address free on {self.engine.where}?"
                 )
-            if not cid or self.colour() == colour:
+            if not cid:
+                return
+            self.engine.containers.keep_running(cid)  # it serves: it comes back after a reboot
+            if self.colour() == colour:
                 return
             current = self.container()  # it kept an earlier config from its volume: reload it onto ours
             assert current is not None

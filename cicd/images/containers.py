@@ -142,10 +142,8 @@ class Containers(Part):
         memory: str = "1g",
         pids: int = 256,
         volumes: Mapping[str, str] | None = None,
-        restart: bool = False,
     ) -> str:
         """Start a long-running container on the host network (it binds 127.0.0.1 via its env); its id.
-        ``restart``: the engine starts it again after a crash or a reboot, unless it was stopped.
 
         Least privilege: no capabilities, no privilege gain, a read-only root filesystem with a
         small tmpfs ``/tmp``, and memory and process limits. ``volumes``: named volumes (never host
@@ -169,7 +167,6 @@ class Containers(Part):
                 mem_limit=memory,
                 pids_limit=pids,
                 volumes=mounts,
-                restart_policy={"Name": "unless-stopped"} if restart else {"Name": "no"},
             )
         return str(container.id)
 
@@ -181,7 +178,7 @@ class Containers(Part):
         Read-only root with a tmpfs ``/tmp`` (its pid and buffers live there) and ``volumes``
         (named, writable: its config, which outlives the container); of root's
         capabilities it keeps only those a proxy's master needs to bind a low port and hand work to
-        unprivileged workers. It restarts with the engine, so the address outlives a host reboot.
+        unprivileged workers. Once it serves, :meth:`keep_running` makes it outlive a reboot.
         """
         if not self.writes.allow(f"start the proxy {name} from {image}"):
             return ""
@@ -201,10 +198,18 @@ class Containers(Part):
                 security_opt=["no-new-privileges:true"],
                 mem_limit="256m",
                 pids_limit=64,
-                restart_policy={"Name": "unless-stopped"},
                 volumes=_named_volumes(volumes, "rw"),
             )
         return str(container.id)
+
+    def keep_running(self, ref: str) -> None:
+        """The engine starts the container again after a crash or a reboot, unless it is stopped.
+
+        Set only once a container has proven itself: one that crashes at start must stay down
+        and say why, not restart in a loop."""
+        if self.writes.allow(f"restart container {ref[:12]} with the engine"):
+            with self.translated(f"setting the restart policy of {ref[:12]}", "no such container"):
+                self.client.api.update_container(ref, restart_policy={"Name": "unless-stopped"})
 
     def claim(self, image: str, name: str, labels: Mapping[str, str]) -> str | None:
         """Create (never start) a container called ``name``: its id, or None when one by that name
@@ -253,7 +258,12 @@ class Containers(Part):
             return 0, ""
         api = self.client.api
         with self.translated(f"running {command[0]} in container {ref[:12]}", "no such container"):
-            exec_id = api.exec_create(ref, list(command), stdout=True, stderr=True)["Id"]
+            try:
+                exec_id = api.exec_create(ref, list(command), stdout=True, stderr=True)["Id"]
+            except APIError as err:
+                if err.status_code == 409:  # not running (stopped, restarting): the command did not run
+                    return 126, str(err.explanation or err)
+                raise
             # The hijacked connection is closed here, not left to the garbage collector: over SSH
             # each one is a session, and sshd allows ten at a time (MaxSessions).
             sock = api.exec_start(exec_id, socket=True)

@@ -118,6 +118,7 @@ ENGINE_CASES: list[tuple[str, Callable[[Engine], Any], str]] = [
     ("containers.claim", lambda e: e.containers.claim(MISSING_IMAGE, "trainyard-x-lock", {}), "raises"),
     ("containers.put_file", lambda e: e.containers.put_file(MISSING_CONTAINER, "/x", b""), "raises"),
     ("containers.read_file", lambda e: e.containers.read_file(MISSING_CONTAINER, "/x"), "nothing"),
+    ("containers.keep_running", lambda e: e.containers.keep_running(MISSING_CONTAINER), "raises"),
     ("registry.pull", lambda e: e.registry.pull("127.0.0.1:9/no-such@sha256:" + "0" * 64, None), "raises"),
     ("registry.push", lambda e: e.registry.push("127.0.0.1:9/no-such-image", "0", None), "raises"),
 ]

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from docker.errors import ImageNotFound
 
 from cicd.config import PipelineConfig, load_config
+from cicd.demo import use_free_ports
 from cicd.deploy.base import Live
 from cicd.deploy.docker_target import DockerTarget
 from cicd.errors import EngineUnavailableError
@@ -98,16 +98,17 @@ def present(engine: Engine, reference: str) -> bool:
 
 def _spec(work: Path, staging: TLSHost, production: SSHHost) -> dict[str, int]:
     """Staging on the TLS host (its address read from a variable), production on the SSH host; free
-    ports for every public address and colour; committed on develop."""
+    ports for every public address and colour; edited as a user would (two lines), committed on
+    develop."""
     spec = work / "cicd/pipeline.yaml"
-    data = yaml.safe_load(spec.read_text())
-    envs = data["environments"]
-    ports = {name: free_port() for name in envs}
-    for name, env in envs.items():
-        env["port"] = ports[name]
-    envs["staging"] |= {"host": "$TEST_STAGING_HOST", "service_ports": [free_port(), free_port()]}
-    envs["production"] |= {"host": production.address, "service_ports": [free_port(), free_port()]}
-    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    ports = use_free_ports(spec)
+    text = spec.read_text()
+    for name, host in (("staging", "$TEST_STAGING_HOST"), ("production", production.address)):
+        line = f"  {name}:\n"
+        found = text.count(line)
+        text = text.replace(line, f"{line}    host: {host}\n")
+        assert found == 1, name
+    spec.write_text(text)
     git(work, "commit", "--quiet", "-am", "chore: staging and production on hosts of their own")
     git(work, "push", "--quiet", "origin", "develop")
     return ports

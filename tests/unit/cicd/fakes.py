@@ -186,7 +186,6 @@ class FakeContainers:
         memory: str = "1g",
         pids: int = 256,
         volumes: Mapping[str, str] | None = None,
-        restart: bool = False,
     ) -> str:
         self.volumes, self.env = dict(volumes or {}), dict(env)  # what the newest service got
         if not self.writes.allow(f"start the service {name} from {image}"):
@@ -256,6 +255,10 @@ class FakeContainers:
             return (0 if item and item.running and item.image not in self.unhealthy else 1), ""
         return 0, ""  # the proxy's process list (no old workers), its pid file
 
+    def keep_running(self, ref: str) -> None:
+        if ref in self.items:
+            self.items[ref].labels["restart"] = "unless-stopped"
+
     def claim(self, image: str, name: str, labels: Mapping[str, str]) -> str | None:
         if not self.writes.allow(f"create the lock container {name}"):
             return ""
@@ -320,10 +323,13 @@ REPOSITORY = SPEC.registry.repository(SPEC.images.release)  # registry.test:5000
 
 
 def config(**environments: dict[str, Any]) -> PipelineConfig:
-    """The repository's own spec, a registry configured, every environment on a free port and
-    without a proxy (the container swap; ``proxy=True`` per environment for blue/green), with some
-    environments changed (or added, as copies of staging)."""
-    envs = {name: replace(env, port=free_port(), proxy=False) for name, env in SPEC.environments.items()}
+    """The repository's own spec, a registry configured, every environment on this engine, on a
+    free port and without a proxy (the container swap; ``proxy=True`` per environment for
+    blue/green), with some environments changed (or added, as copies of staging)."""
+    envs = {
+        name: replace(env, port=free_port(), proxy=False, host=None, service_ports=None, bind=None, public_url=None)
+        for name, env in SPEC.environments.items()
+    }  # where the project's own environments run is not these tests' business
     for name, changes in environments.items():
         envs[name] = replace(envs[name], **changes) if name in envs else replace(envs["staging"], name=name, **changes)
     return replace(SPEC, environments=envs)
