@@ -162,7 +162,7 @@ def deploy(
             target.deploy(
                 previous.reference,
                 previous.reference
-                if getattr(target, "has", lambda _: False)(previous.digest)
+                if target.has(previous.digest)
                 else _local_image(ctx, env, previous.reference, previous.reference),
                 previous.digest,
                 previous.version,

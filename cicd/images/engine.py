@@ -110,7 +110,9 @@ class Engine:
             else ""
         )
         address = given or LOCAL_SOCKET
-        self.remote = not address.startswith("unix://")
+        # An environment's host elsewhere: it can only pull what a registry holds (a DOCKER_HOST
+        # of the deployer's own, where releases are built, is not "elsewhere").
+        self.remote = access is not None and not address.startswith("unix://")
         socket_path = Path(address.removeprefix("unix://"))
         if address.startswith("unix://") and not socket_path.exists():
             # Said here, before a client exists: docker-py leaks the socket of a failed first call.
