@@ -1,8 +1,9 @@
 """How the toolkit reaches an environment's own Docker engine: a unix socket, TLS over TCP, or SSH.
 
 The spec names the engine (``environments.<name>.host``); what proves who we are comes only from
-environment variables that name files, so CI secrets can hold them and nothing secret is in the
-spec. For environment ``staging`` (upper-cased, other characters ``_``):
+environment variables, each holding a file's path or the file's text itself (a CI secret, copied
+to a file only this user can read for as long as the process runs), so nothing secret is in the
+spec or the CI files. For environment ``staging`` (upper-cased, other characters ``_``):
 
 - ``tcp://host:2376``: ``TRAINYARD_STAGING_TLS_CA``, ``…_TLS_CERT``, ``…_TLS_KEY``: the CA that
   signed the engine's certificate, and the client's certificate and key. The engine's certificate
@@ -16,7 +17,11 @@ spec. For environment ``staging`` (upper-cased, other characters ``_``):
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +49,32 @@ class HostAccess:
         return f"{self.environment}'s host {self.address}"
 
 
+_TEXT = ("-----BEGIN", "ssh-", "ecdsa-", "[", "|1|")  # how a key, a certificate or a known_hosts line starts
+
+
 def _file(environ: Mapping[str, str], name: str, what: str, required: bool) -> str | None:
+    """The path ``name`` gives, or, when it holds the file's text itself (a CI secret), a private
+    copy of that text in a file only this user can read, removed when the process ends."""
     value = environ.get(name, "")
     if not value:
         if required:
-            raise HostAccessError(f"{name} is not set; set it to the path of {what}")
+            raise HostAccessError(f"{name} is not set; set it to {what} (its text, or the path of a file)")
         return None
-    if not Path(value).is_file():
-        raise HostAccessError(f"{name} names {value}, which is not a file; it must be the path of {what}")
-    return value
+    if Path(value).is_file():
+        return value
+    if "\n" in value.strip() or value.lstrip().startswith(_TEXT) or (" " in value.strip() and "/" not in value[:1]):
+        return _private_copy(name, value)
+    raise HostAccessError(f"{name} names {value}, which is not a file; set it to {what} (its text, or a file's path)")
+
+
+def _private_copy(name: str, text: str) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="trainyard-host-"))  # 0700
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / name.lower()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text.strip() + "\n")
+    return str(path)
 
 
 def host_access(environment: str, host: str, environ: Mapping[str, str]) -> HostAccess:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,13 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         (f"import_name: {SPEC.import_name}", "import_name: 'x; rm -rf /'", "import_name: must be a dotted Python name"),
         ("    port: 18082", "    port: 18082\n    memory: lots", "environments.production.memory: must be a size"),
         ("    port: 18082", "    port: 18082\n    pids: 3", "environments.production.pids: must be an integer"),
+        ("    port: 18082", "    port: 18082\n    host: prod.example.com", "environments.production.host: must be"),
+        ("    port: 18082", "    port: 18082\n    host: ftp://x", "environments.production.host: must be"),
+        ("    port: 18082", "    port: 18082\n    url: prod.example.com", "production.url: must be an http"),
+        ("    port: 18082", "    port: 18082\n    bind: everywhere", "production.bind: must be address:port"),
+        ("    proxy: true", "    proxy: yes please", "environments.staging.proxy: must be true or false"),
+        ("    port: 18082", "    port: 18082\n    service_ports: [1, 1]", "service_ports: must be two different ports"),
+        ("    port: 18082", "    port: 18082\n    service_ports: [18081, 9]", "clash with each other or a port"),
     ],
 )
 def test_bad_specs_name_the_key_and_file(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -132,3 +140,20 @@ def test_a_bad_prediction_log_setting_is_refused(tmp_path: Path, value: str, say
     spec.write_text(text)
     with pytest.raises(ConfigError, match=says):
         load_config(spec, env={})
+
+
+def test_where_an_environment_runs_and_is_reached() -> None:
+    """``host`` (an address or a variable), ``url``, ``bind``, and the proxy's colours."""
+    text = GOOD.replace(
+        "    port: 18082\n",
+        "    port: 18082\n    host: $PROD_HOST\n    url: https://ml.example.com/\n    bind: 0.0.0.0:443\n",
+        1,
+    )
+    path = Path(tempfile.mkdtemp()) / "pipeline.yaml"
+    path.write_text(text)
+    production = load_config(path, env={}).environment("production")
+    assert production.host == "$PROD_HOST" and production.remote and production.proxied
+    assert production.url == "https://ml.example.com" and production.address == "0.0.0.0:443"
+    assert production.colours == {"blue": 18182, "green": 18282}  # port + 100 and + 200 by default
+    staging = load_config(path, env={}).environment("staging")
+    assert staging.host is None and not staging.remote and staging.url == "http://127.0.0.1:18081"
