@@ -150,13 +150,14 @@ class Environment:
     bind: str | None = None  # the proxy's public address (``host:port``); default ``127.0.0.1:<port>``
     proxy: bool = False  # a reverse proxy in front, blue/green behind it (always on a remote host)
     service_ports: tuple[int, int] | None = None  # the two colours' loopback ports behind the proxy
+    tls: bool = False  # the proxy terminates TLS (certificate and key from TRAINYARD_<ENV>_PROXY_CERT/_KEY)
 
     @property
     def url(self) -> str:
         """Where acceptance, status and the health checks reach it: ``url``, else the proxy's or port's address."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        return f"http://{self.address}"
+        return f"{'https' if self.tls else 'http'}://{self.address}"
 
     @property
     def address(self) -> str:
@@ -170,7 +171,7 @@ class Environment:
 
     @property
     def proxied(self) -> bool:
-        return self.target == "docker" and (self.proxy or self.remote)
+        return self.target == "docker" and (self.proxy or self.remote or self.tls)
 
     @property
     def colours(self) -> dict[str, int]:
@@ -295,6 +296,7 @@ _ENV_KEYS = {
     "bind",
     "proxy",
     "service_ports",
+    "tls",
 }
 TARGETS = ("docker", "kubernetes")
 
@@ -462,7 +464,7 @@ def _prediction_log(r: _Reader, key: str) -> PredictionLogSettings:
 
 
 def _placement(r: _Reader, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Where the environment runs and is reached: ``host``, ``url``, ``bind``, ``proxy``, ``service_ports``."""
+    """Where the environment runs and is reached: ``host``, ``url``, ``bind``, ``proxy``, ``service_ports``, ``tls``."""
     out: dict[str, Any] = {}
     host = spec.get("host")
     if host is not None:
@@ -487,6 +489,10 @@ def _placement(r: _Reader, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(proxy, bool):
         raise r.fail(f"{key}.proxy", f"must be true or false, got {proxy!r}")
     out["proxy"] = proxy
+    tls = spec.get("tls", False)
+    if not isinstance(tls, bool):
+        raise r.fail(f"{key}.tls", f"must be true or false, got {tls!r}")
+    out["tls"] = tls
     ports = spec.get("service_ports")
     if ports is not None:
         if (

@@ -247,6 +247,7 @@ class DockerTarget:
     def _switch(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
         """Blue/green behind the proxy: the other colour starts, proves healthy, then takes the traffic."""
         engine, env, proxy = self.engine, self.env, self._proxy()
+        proxy.tls_files()  # a missing certificate is said before anything changes
         old = proxy.colour()
         new = "green" if old == "blue" else "blue"
         port = env.colours[new]

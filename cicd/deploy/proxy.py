@@ -12,17 +12,20 @@ next deploy read.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 
 from cicd.config import Environment, PipelineConfig
 from cicd.errors import DeployError
 from cicd.images import Container, Engine
+from cicd.images.hosts import secret_bytes, variable
 
 log = logging.getLogger(__name__)
 LABEL = "io.trainyard"
 CONF_DIR = "/etc/trainyard"  # a named volume of the environment's: the config outlives the container
 CONF = f"{CONF_DIR}/nginx.conf"
+CERT, KEY = f"{CONF_DIR}/tls.crt", f"{CONF_DIR}/tls.key"  # with tls: the certificate (chain) and its key
 PID = "/tmp/trainyard/nginx.pid"  # noqa: S108  # nosec B108 - on the container's tmpfs
 _WRITE = 'mkdir -p /tmp/trainyard && printf "%s" "$1" > "$2.new" && nginx -e stderr -t -q -c "$2.new"'
 # A restart (the engine's, after a crash or a reboot) keeps the config the last switch wrote.
@@ -39,6 +42,11 @@ DRAIN = 65.0  # the longest the old workers may take to finish what they hold (p
 def render(env: Environment, colour: str) -> str:
     """nginx's whole config: ``bind`` → the colour's loopback port, request ids and forwarded-for set."""
     port = env.colours[colour]
+    tls = (
+        f"\n    ssl_certificate {CERT};\n    ssl_certificate_key {KEY};\n    ssl_protocols TLSv1.2 TLSv1.3;"
+        if env.tls
+        else ""
+    )
     return f"""# trainyard: colour={colour} port={port}
 worker_processes 1;
 pid {PID};
@@ -53,7 +61,7 @@ http {{
   scgi_temp_path /tmp/trainyard/scgi;
   upstream service {{ server 127.0.0.1:{port}; keepalive 16; }}
   server {{
-    listen {env.address};
+    listen {env.address}{" ssl" if env.tls else ""};{tls}
     location / {{
       proxy_pass http://service;
       proxy_http_version 1.1;
@@ -96,9 +104,21 @@ class Proxy:
         match = _COLOUR.search(text) if code == 0 else None
         return match.group(1) if match else None
 
+    def tls_files(self) -> dict[str, bytes]:
+        """With ``tls``: the certificate and key (``TRAINYARD_<ENV>_PROXY_CERT``, ``…_PROXY_KEY``:
+        a path or the PEM text), checked before anything changes; else nothing."""
+        if not self.env.tls:
+            return {}
+        return {
+            CERT: secret_bytes(os.environ, variable(self.env.name, "PROXY_CERT"), "the certificate (chain) in PEM"),
+            KEY: secret_bytes(os.environ, variable(self.env.name, "PROXY_KEY"), "the certificate's private key in PEM"),
+        }
+
     def send_to(self, colour: str) -> None:
-        """Send every new request to ``colour``: start the proxy if it is not running, else reload it."""
+        """Send every new request to ``colour``: start the proxy if it is not running, else reload it
+        (with ``tls``, the certificate and key are written again first: a deploy renews them)."""
         conf = render(self.env, colour)
+        files = self.tls_files()
         current = self.container()
         if current is not None and not current.running:
             self.engine.containers.remove(current.id)  # a stopped proxy holds nothing: start a fresh one
@@ -106,7 +126,7 @@ class Proxy:
         if current is None:
             cid = self.engine.containers.start_proxy(
                 self.config.images.proxy, self.name, ["sh", "-c", _START, "sh", conf, CONF], self.labels,
-                {self.volume: CONF_DIR},
+                {self.volume: CONF_DIR}, files,
             )  # fmt: skip
             if cid and not self._answers(cid):
                 tail = self.engine.containers.logs_tail(cid)
@@ -119,10 +139,12 @@ class Proxy:
             if not cid:
                 return
             self.engine.containers.keep_running(cid)  # it serves: it comes back after a reboot
-            if self.colour() == colour:
+            if self.engine.containers.execute(cid, ["cat", CONF], reads_only=True)[1] == conf:
                 return
-            current = self.container()  # it kept an earlier config from its volume: reload it onto ours
+            current = self.container()  # it kept an earlier config from its volume: reload it with ours
             assert current is not None
+        for path, data in files.items():
+            self.engine.containers.put_file(current.id, path, data, mode=0o600)
         old = self._workers(current.id)
         reload = f'{_WRITE} && mv "$2.new" "$2" && nginx -e stderr -s reload -c "$2"'
         code, output = self.engine.containers.execute(current.id, ["sh", "-c", reload, "sh", conf, CONF])

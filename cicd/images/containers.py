@@ -171,7 +171,13 @@ class Containers(Part):
         return str(container.id)
 
     def start_proxy(
-        self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str], volumes: Mapping[str, str]
+        self,
+        image: str,
+        name: str,
+        command: Sequence[str],
+        labels: Mapping[str, str],
+        volumes: Mapping[str, str],
+        files: Mapping[str, bytes] | None = None,
     ) -> str:
         """Start a reverse proxy on the host network (its config binds the public address); its id.
 
@@ -179,11 +185,12 @@ class Containers(Part):
         (named, writable: its config, which outlives the container); of root's
         capabilities it keeps only those a proxy's master needs to bind a low port and hand work to
         unprivileged workers. Once it serves, :meth:`keep_running` makes it outlive a reboot.
+        ``files``: absolute path → content (0600), written before it starts (into a volume).
         """
         if not self.writes.allow(f"start the proxy {name} from {image}"):
             return ""
         with self.translated(f"starting the proxy {name} from {image}", f"image {image} does not exist"):
-            container = self.client.containers.run(
+            container = self.client.containers.create(
                 image,
                 entrypoint=list(command[:1]),
                 command=list(command[1:]),
@@ -200,6 +207,9 @@ class Containers(Part):
                 pids_limit=64,
                 volumes=_named_volumes(volumes, "rw"),
             )
+            for path, data in (files or {}).items():
+                self.put_file(container.id, path, data, mode=0o600)
+            container.start()
         return str(container.id)
 
     def keep_running(self, ref: str) -> None:
@@ -227,13 +237,14 @@ class Containers(Part):
                 raise
         return str(container.id)
 
-    def put_file(self, ref: str, path: str, data: bytes) -> None:
-        """Write ``data`` to the file ``path`` in the container (running or not)."""
+    def put_file(self, ref: str, path: str, data: bytes, *, mode: int = 0o644) -> None:
+        """Write ``data`` to the file ``path`` in the container (running or not; a read-only root
+        takes it only in a volume)."""
         parent, name = str(Path(path).parent), Path(path).name
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             info = normalise(tarfile.TarInfo(name))
-            info.size = len(data)
+            info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
         with self.translated(f"writing {path} in container {ref[:12]}", "no such container"):
             self.client.containers.get(ref).put_archive(parent, buf.getvalue())

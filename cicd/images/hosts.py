@@ -105,3 +105,10 @@ def host_access(environment: str, host: str, environ: Mapping[str, str]) -> Host
             known_hosts=_file(environ, variable(environment, "SSH_KNOWN_HOSTS"), "a known_hosts file", False),
         )
     return HostAccess(environment, address)
+
+
+def secret_bytes(environ: Mapping[str, str], name: str, what: str) -> bytes:
+    """What ``name`` holds (a file's path, or the text itself), as bytes; refused in one line if unset."""
+    path = _file(environ, name, what, True)
+    assert path is not None
+    return Path(path).read_bytes()

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from tests.integration.conftest import (
     toolkit_env,
 )
 from tests.integration.engines import copy_image
-from tests.integration.hosts import SSHHost, TLSHost, ssh_host, tls_host
+from tests.integration.hosts import SSHHost, TLSHost, make_ca, sign, ssh_host, tls_host
 from tests.integration.test_environments import json_of
 
 
@@ -51,6 +51,7 @@ class Load:
     """GET the health path of each URL over and over, a new connection each time, until stopped."""
 
     urls: list[str]
+    verify: str | bool = True  # requests' verify: a CA file for a proxy that terminates TLS
     ok: int = 0
     failed: list[str] = field(default_factory=list)
     longest: float = 0.0
@@ -68,7 +69,7 @@ class Load:
         while not self._stop.is_set() and time.monotonic() < deadline:
             start = time.monotonic()
             try:
-                status = requests.get(f"{url}/health", timeout=10).status_code
+                status = requests.get(f"{url}/health", timeout=10, verify=self.verify).status_code
                 problem = "" if status == 200 else f"{url}: HTTP {status}"
             except requests.RequestException as err:
                 problem = f"{url}: {type(err).__name__}"
@@ -376,3 +377,35 @@ def test_a_host_that_restarts_its_containers_serves_the_colour_of_the_last_switc
     policies = {c.labels.get("io.trainyard.role"): c.attrs["HostConfig"]["RestartPolicy"]["Name"]
                 for c in engine.client.containers.list()}  # fmt: skip
     assert policies == {"proxy": "unless-stopped", "serving": "unless-stopped"}
+
+
+def test_the_proxy_terminates_tls_with_the_environments_certificate(
+    released_flow: dict[str, Any], engine: Engine, proxy_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tls: true``: the proxy serves HTTPS with the certificate and key its variables hold (one as
+    text, one as a path), switches colours under HTTPS load with nothing failed, and plain HTTP to
+    that address gets no service."""
+    ca = make_ca(tmp_path, "site-ca")
+    site = sign(tmp_path, ca, "site", "serverAuth")
+    config = load_config(released_flow["work"] / "cicd/pipeline.yaml", env={"TRAINYARD_PROXY_IMAGE": proxy_image})
+    env = replace(
+        config.environments["staging"], name="tls", port=free_port(), proxy=True, tls=True,
+        service_ports=(free_port(), free_port()), prediction_log=None,
+    )  # fmt: skip
+    monkeypatch.setenv("TRAINYARD_TLS_PROXY_CERT", site.cert.read_text())
+    monkeypatch.setenv("TRAINYARD_TLS_PROXY_KEY", str(site.key))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca[0]))  # the toolkit's own health checks trust the site's CA
+    target = DockerTarget(config, env, engine)
+    image = released_flow["record"]["image"]
+    try:
+        target.deploy("tls", image, "sha256:first", "1", "tls")
+        assert env.url == f"https://127.0.0.1:{env.port}"
+        with Load([env.url], verify=str(ca[0])) as load:
+            switched = target.deploy("tls", image, "sha256:second", "2", "tls")
+        assert load.failed == [] and load.ok > 20, load.figures()
+        assert requests.get(f"{env.url}/health", timeout=10, verify=str(ca[0])).status_code == 200
+        assert switched.colour == "green"
+        plain = requests.get(f"http://{env.address}/health", timeout=10)
+        assert plain.status_code == 400  # nginx: "The plain HTTP request was sent to HTTPS port"
+    finally:
+        target.discard()

@@ -231,7 +231,13 @@ class FakeContainers:
         return ref in self.items and self.items[ref].running
 
     def start_proxy(
-        self, image: str, name: str, command: Sequence[str], labels: Mapping[str, str], volumes: Mapping[str, str]
+        self,
+        image: str,
+        name: str,
+        command: Sequence[str],
+        labels: Mapping[str, str],
+        volumes: Mapping[str, str],
+        files: Mapping[str, bytes] | None = None,
     ) -> str:
         """A proxy whose config (the command's argument, as the real one writes it) names its colour."""
         if not self.writes.allow(f"start the proxy {name} from {image}"):
@@ -268,7 +274,7 @@ class FakeContainers:
         self.items[cid] = FakeContainer(cid, image, {**labels, "io.trainyard.name": name}, running=False)
         return cid  # not logged: the tests' logs are the service's steps
 
-    def put_file(self, ref: str, path: str, data: bytes) -> None:
+    def put_file(self, ref: str, path: str, data: bytes, *, mode: int = 0o644) -> None:
         self.files[(ref, path)] = data
 
     def read_file(self, ref: str, path: str) -> bytes | None:
