@@ -60,10 +60,10 @@ def _file(environ: Mapping[str, str], name: str, what: str, required: bool) -> s
         if required:
             raise HostAccessError(f"{name} is not set; set it to {what} (its text, or the path of a file)")
         return None
+    if "\n" in value.strip() or value.lstrip().startswith(_TEXT) or (" " in value.strip() and "/" not in value[:1]):
+        return _private_copy(name, value)  # the text itself (a path never starts so, nor spans lines)
     if Path(value).is_file():
         return value
-    if "\n" in value.strip() or value.lstrip().startswith(_TEXT) or (" " in value.strip() and "/" not in value[:1]):
-        return _private_copy(name, value)
     raise HostAccessError(f"{name} names {value}, which is not a file; set it to {what} (its text, or a file's path)")
 
 
