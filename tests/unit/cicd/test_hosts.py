@@ -10,7 +10,8 @@ import pytest
 from cicd.errors import HostAccessError
 from cicd.images.hosts import host_access, variable
 
-KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "b3BlbnNzaC1rZXktdjEAAAAA" * 40 + "\n-----END OPENSSH PRIVATE KEY-----\n"
+BODY = "b3BlbnNzaC1rZXktdjEAAAAA" * 40  # longer than a file name may be
+KEY = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{BODY}\n-----END OPENSSH PRIVATE KEY-----\n"
 KNOWN = "[ssh.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"
 
 
