@@ -14,9 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, Protocol
-from xml.etree import ElementTree
 
 from cicd import proc, results
 from cicd.config import Environment
@@ -254,45 +252,33 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
     junit = reports / "junit.xml"
     junit.unlink(missing_ok=True)
     result = proc.run([*cmd, *(pytest_args or [])], cwd=ctx.root, timeout=ctx.config.test_timeout, env=ctx.env)
-    counts = _junit_counts(junit)
+    tested = results.junit_counts(junit, pytest_args)
+    passed = result.ok and tested.ran > 0  # every test skipped is no pass: recorded as a failure
     when = now()
     verdict = AcceptanceRecord(
         environment=name,
         deploy_tag=record.tag,
         digest=record.digest,
         commit=record.commit,
-        passed=result.ok,
+        passed=passed,
         time=timestamp(when),
         summary=f"pytest exit {result.exit_code}: {result.tail[-1] if result.tail else ''}"[:300],
         tag=AcceptanceRecord.tag_name(name, when),
-        tests=counts["tests"],
-        failures=counts["failures"],
-        skipped=counts["skipped"],
-        selection=" ".join(pytest_args or []),
-        complete=not pytest_args and counts["tests"] > 0,
+        tests=tested.tests,
+        failures=tested.failures,
+        skipped=tested.skipped,
+        selection=tested.selection,
+        complete=tested.complete,
         key=content_key,
     )
     _record_verdict(ctx, verdict)
     if not result.ok:
         raise TestsFailedError(f"acceptance tests against {name} ({env.url})", result.exit_code, str(reports))
+    tested.require_some(f"acceptance tests against {name} ({env.url})", str(reports))
     log.info(
         "acceptance tests passed against %s (%s, %s); recorded as %s", name, record.version, record.digest, verdict.tag
     )
     return verdict
-
-
-def _junit_counts(path: Path) -> dict[str, int]:
-    """Tests, failures (errors included) and skipped from a JUnit report; zeros when there is none."""
-    counts = {"tests": 0, "failures": 0, "skipped": 0}
-    try:
-        root = ElementTree.parse(path).getroot()  # noqa: S314  # nosec B314 - pytest's own report
-    except (OSError, ElementTree.ParseError):
-        return counts
-    for suite in root.iter("testsuite"):
-        counts["tests"] += int(suite.get("tests", 0))
-        counts["failures"] += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        counts["skipped"] += int(suite.get("skipped", 0))
-    return counts
 
 
 def _accepted_source(ctx: Context, env: Environment) -> tuple[Environment, DeployRecord]:

@@ -98,6 +98,18 @@ class TestsFailedError(CICDError):
         )
 
 
+class NothingTestedError(CICDError):
+    """Every test was skipped (or none was collected): a run that tested nothing is no pass."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, tests: int, reports: str = "") -> None:
+        super().__init__(
+            f"{what} tested nothing: {tests} collected, every one skipped; a run in which no test ran is "
+            "not a pass (the skip reasons are shown above" + (f" and in {reports}" if reports else "") + ")"
+        )
+
+
 class RegistryError(CICDError):
     """A push or pull was refused or the registry is unreachable."""
 

@@ -238,11 +238,22 @@ def _build_image_ref(ctx: Context, built: str | None = None) -> tuple[str, str]:
 
 
 def _passed(
-    ctx: Context, stage: str, commit_tag: str, subject: str, *, version: str = "", push: bool = False, key: str = ""
+    ctx: Context,
+    stage: str,
+    commit_tag: str,
+    subject: str,
+    *,
+    version: str = "",
+    push: bool = False,
+    key: str = "",
+    tested: results.Tested | None = None,
 ) -> None:
     """Vouch for this commit with a signed check record: the merge gate reads it. ``commit_tag`` is
     :meth:`Context.commit_tag` as the stage already had it: a dirty tree vouches for nothing. Where
-    nothing can sign (a CI job given no key, by design), the pass is said and not recorded."""
+    nothing can sign (a CI job given no key, by design), the pass is said and not recorded.
+    ``tested``: what a test stage's report says ran; the record is complete only if the whole
+    suite ran (no selection, some test not skipped). A stage that is no test run (lint, training)
+    is complete as it is."""
     repo = ctx.repo
     if commit_tag.endswith("-dirty"):
         return
@@ -258,6 +269,8 @@ def _passed(
     head = repo.head()
     record = CheckRecord(
         stage=stage, commit=head, subject=subject, time=timestamp(when), version=version, key=key,
+        tests=tested.tests if tested else 0, skipped=tested.skipped if tested else 0,
+        selection=tested.selection if tested else "", complete=tested.complete if tested else True,
         tag=CheckRecord.tag_name(stage, head, when),
     )  # fmt: skip
     repo.create_tag(record.tag, record.to_message())
@@ -290,8 +303,10 @@ def _reused(
     if earlier is None:
         return None
     log.info("%s: passed for %s… at %s, reused", stage, content_key[:19], earlier.time)
-    _passed(ctx, stage, commit_tag, subject, version=version, push=push, key=content_key)
-    return {"ran": False, "passed": True, "reused": earlier.tag, "key": content_key}
+    # the same inputs and arguments: as complete (or as partial) as the pass it reuses
+    tested = results.Tested(tests=earlier.tests, skipped=earlier.skipped, selection=earlier.selection)
+    _passed(ctx, stage, commit_tag, subject, version=version, push=push, key=content_key, tested=tested)
+    return {"ran": False, "passed": True, "reused": earlier.tag, "key": content_key, "complete": tested.complete}
 
 
 def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
@@ -323,11 +338,13 @@ def unit(ctx: Context, pytest_args: list[str] | None = None) -> dict[str, Any]:
         return {"image": image, "ran": False, "key": content_key}
     if result.exit_code != 0:
         raise TestsFailedError(f"unit tests in {image}", result.exit_code, str(reports))
-    _passed(ctx, "unit", commit_tag, image_id, key=content_key)
+    tested = results.junit_counts(reports / "junit.xml", pytest_args)
+    tested.require_some(f"unit tests in {image}", str(reports))
+    _passed(ctx, "unit", commit_tag, image_id, key=content_key, tested=tested)
     log.info("unit tests passed in %s; reports in %s", image, reports)
     return {
         "image": image, "reports": str(reports), "ran": True, "passed": True, "tail": result.log_tail[-3:],
-        "key": content_key,
+        "key": content_key, "complete": tested.complete,
     }  # fmt: skip
 
 
@@ -647,10 +664,16 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         "no:cacheprovider",
         *(pytest_args or []),
     ]
+    (reports / "junit.xml").unlink(missing_ok=True)
     result = proc.run(cmd, cwd=ctx.root, timeout=cfg.test_timeout, env=ctx.env)
     if not result.ok:
         raise TestsFailedError(f"integration tests against {record.reference}", result.exit_code, str(reports))
-    _passed(ctx, "integration", ctx.commit_tag(), record.digest, version=record.version, push=True, key=content_key)
+    tested = results.junit_counts(reports / "junit.xml", pytest_args)
+    tested.require_some(f"integration tests against {record.reference}", str(reports))
+    _passed(
+        ctx, "integration", ctx.commit_tag(), record.digest, version=record.version, push=True, key=content_key,
+        tested=tested,
+    )  # fmt: skip
     log.info("integration tests passed against %s (%s)", record.version, record.reference)
     return {
         "version": record.version,
@@ -659,6 +682,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         "passed": True,
         "summary": result.tail[-1] if result.tail else "",
         "key": content_key,
+        "complete": tested.complete,
     }
 
 
@@ -690,10 +714,17 @@ def merge(ctx: Context, source: str | None = None) -> dict[str, Any]:
         target, needed = cfg.branches.develop, "unit"
     head = repo.rev(source)
     checks = [c for c in scan(ctx.trusted_tags(), CheckRecord) if c.stage == needed and c.commit == head]
+    run = "build unit" if needed == "unit" else "release integration"
     if not checks:
         raise CICDError(
             f"{source} ({head[:12]}) has no passing `{needed}` record (a signed check record); run `nox -s "
-            f"{'build unit' if needed == 'unit' else 'release integration'}` on it first"
+            f"{run}` on it first"
+        )
+    if not any(c.complete for c in checks):
+        what = checks[0].selection or f"{checks[0].skipped} of {checks[0].tests} tests skipped"
+        raise CICDError(
+            f"{source} ({head[:12]}) has only a partial `{needed}` pass ({what}), which cannot merge; run "
+            f"`nox -s {run}` with no test selection"
         )
     merged = repo.merge(source, target)
     log.info("merged %s into %s at %s", source, target, merged[:12])

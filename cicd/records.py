@@ -227,6 +227,13 @@ class CheckRecord(Record):
     time: str
     version: str = ""
     key: str = ""  # the content key of the stage's inputs (cicd.results); a pass with it may be reused
+    # A pass of the whole stage, or only a part (a `-k` selection) or none of it (every test
+    # skipped)? Only a complete pass lets a branch merge; a record without the field was written
+    # before it existed and counts as partial (run the stage again).
+    selection: str = ""  # the arguments given to pytest, if any
+    tests: int = 0  # from the stage's JUnit report: tests collected, of which skipped
+    skipped: int = 0
+    complete: bool = False
 
     @classmethod
     def tag_name(cls, stage: str, commit: str, when: datetime) -> str:
@@ -238,6 +245,8 @@ class CheckRecord(Record):
     def problem(self) -> str | None:
         if self.tag and not self.tag.startswith(f"checked/{self.stage}/{self.commit[:12]}/"):
             return f"it says {self.stage} on {self.commit[:12]}, but its tag is {self.tag}"
+        if not isinstance(self.tests, int) or not isinstance(self.skipped, int):
+            return "tests and skipped are not numbers"
         return super().problem()
 
 

@@ -21,11 +21,14 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from cicd.cache import CACHE
 from cicd.context import Context
+from cicd.errors import NothingTestedError
 from cicd.records import CheckRecord, Tagged, scan
 
 log = logging.getLogger(__name__)
@@ -132,3 +135,42 @@ def restore(stage: str, content_key: str, digest: str, dest: Path, store: Path |
         shutil.rmtree(dest, ignore_errors=True)
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Tested:
+    """What a test stage's JUnit report says ran, and whether that is the whole stage: no
+    selection of tests (``-k``, a path) and at least one test that ran rather than skipped."""
+
+    tests: int = 0
+    failures: int = 0  # errors included
+    skipped: int = 0
+    selection: str = ""
+
+    @property
+    def ran(self) -> int:
+        return self.tests - self.skipped
+
+    @property
+    def complete(self) -> bool:
+        return not self.selection and self.ran > 0
+
+    def require_some(self, what: str, reports: str = "") -> None:
+        """Refuse a run in which no test ran: every one skipped, or none collected."""
+        if self.ran <= 0:
+            raise NothingTestedError(what, self.tests, reports)
+
+
+def junit_counts(path: Path, pytest_args: Sequence[str] | None = None) -> Tested:
+    """Tests, failures (errors included) and skipped from a JUnit report; zeros when there is none.
+    ``pytest_args``: the arguments the stage was given, a selection when there are any."""
+    counts = {"tests": 0, "failures": 0, "skipped": 0}
+    try:
+        root = ElementTree.parse(path).getroot()  # noqa: S314  # nosec B314 - pytest's own report
+    except (OSError, ElementTree.ParseError):
+        root = None
+    for suite in root.iter("testsuite") if root is not None else ():
+        counts["tests"] += int(suite.get("tests", 0))
+        counts["failures"] += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        counts["skipped"] += int(suite.get("skipped", 0))
+    return Tested(**counts, selection=" ".join(pytest_args or []))

@@ -70,9 +70,11 @@ def seen(project: dict[str, Any]) -> dict[str, Any]:
     out["unit_after_release"], _ = step(project, "unit", *UNIT)
     out["integration"], _ = step(project, "integration", "--", "-k", "health")
     out["integration_again"], _ = step(project, "integration", "--", "-k", "health")
-    step(project, "merge")
+    # a selection is no pass of the stage: the merge gate refuses it; a person merges instead
+    out["merge_partial"] = step(project, "merge", check=False)[1]
     git(work, "checkout", "--quiet", "main")
-    git(work, "pull", "--quiet", "origin", "main")
+    git(work, "merge", "--quiet", "--no-ff", "-m", "Merge develop into main", "develop")
+    git(work, "push", "--quiet", "origin", "main")
     out["deploy"], _ = step(project, "deploy", "staging")
     out["acceptance"], _ = step(project, "acceptance", "staging")
     out["acceptance_again"], out["acceptance_again_log"] = step(project, "acceptance", "staging")
@@ -114,6 +116,13 @@ def test_an_unchanged_tree_reuses_every_stage(seen: dict[str, Any]) -> None:
     assert seen["acceptance"]["passed"] and not seen["acceptance"]["summary"].startswith("reused")
     assert seen["acceptance_again"]["tag"] == seen["acceptance"]["tag"]  # the same deployment's own verdict
     assert "acceptance: passed for " in seen["acceptance_again_log"].stderr
+
+
+def test_a_partial_pass_is_recorded_as_partial_and_cannot_merge(seen: dict[str, Any]) -> None:
+    assert seen["unit"]["complete"] is False and seen["integration"]["complete"] is False
+    assert seen["integration_again"]["complete"] is False  # a reused partial pass stays partial
+    refused = seen["merge_partial"]
+    assert refused.returncode == 2 and "has only a partial `integration` pass (-k health)" in refused.stderr
 
 
 def test_a_redeployment_of_the_same_digest_gets_its_own_record_without_rerunning(seen: dict[str, Any]) -> None:

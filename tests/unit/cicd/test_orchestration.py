@@ -27,6 +27,7 @@ from cicd.errors import (
     ConfigError,
     DeployError,
     HealthCheckError,
+    NothingTestedError,
     PromotionError,
     PushError,
     RecordTrustError,
@@ -105,11 +106,13 @@ def serving(ctx: Context, environment: str) -> list[str]:
 
 
 # --- the merge gate -------------------------------------------------------------------------
-def check(ctx: Context, stage: str, commit: str, minutes: int = 0) -> str:
-    """A check record of ``stage`` passing on ``commit``, as the stage writes it; its tag."""
+def check(ctx: Context, stage: str, commit: str, minutes: int = 0, selection: str = "", skipped: int = 0) -> str:
+    """A check record of ``stage`` passing on ``commit``, as the stage writes it; its tag. With a
+    ``selection`` (``-k x``), or every one of its 5 tests skipped, it is a partial pass."""
     when = T0 + timedelta(minutes=minutes)
     record = CheckRecord(
         stage=stage, commit=commit, subject="sha256:" + "9" * 64, time=timestamp(when),
+        tests=5, skipped=skipped, selection=selection, complete=not selection and skipped < 5,
         tag=CheckRecord.tag_name(stage, commit, when),
     )  # fmt: skip
     fake_repo(ctx).tags_[record.tag] = repo_tag(record.tag, commit, record.to_message())
@@ -204,6 +207,36 @@ def test_a_feature_branch_merges_into_develop_only_with_a_passing_unit_check() -
     repo.forged.clear()
     merged = flow.merge(ctx)
     assert merged["target"] == "develop" and repo.log == ["merge feature/x -> develop"]
+
+
+def test_a_partial_pass_does_not_merge() -> None:
+    """A pass of a selection (``unit -- -k x``) or of a run whose every test skipped vouches for
+    part of the stage only: the gate says so and names what to run."""
+    ctx = context(branch="feature/x")
+    repo = fake_repo(ctx)
+    repo.heads["feature/x"] = "f" * 40
+    check(ctx, "unit", "f" * 40, selection="-k config")
+    with pytest.raises(CICDError, match=r"only a partial `unit` pass \(-k config\), which cannot merge"):
+        flow.merge(ctx)
+    check(ctx, "unit", "f" * 40, minutes=1, skipped=5)
+    with pytest.raises(CICDError, match=r"only a partial `unit` pass"):
+        flow.merge(ctx)
+    check(ctx, "unit", "f" * 40, minutes=2)
+    assert flow.merge(ctx)["merged"] is True
+
+
+def test_a_test_stage_in_which_no_test_ran_is_no_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = context()
+    monkeypatch.setattr(flow, "_build_image_ref", lambda _: ("trainyard/x-build:" + "a" * 12, "sha256:" + "1" * 64))
+    fake_engine(ctx).containers.junit = '<testsuites><testsuite tests="4" skipped="4"/></testsuites>'
+    with pytest.raises(NothingTestedError, match="tested nothing: 4 collected, every one skipped"):
+        flow.unit(ctx, [])
+    assert not [t for t in fake_repo(ctx).tags_ if t.startswith("checked/")]  # nothing vouched for
+    fake_engine(ctx).containers.junit = '<testsuites><testsuite tests="4" skipped="1"/></testsuites>'
+    passed = flow.unit(ctx, [])
+    assert passed["complete"] is True
+    selected = flow.unit(ctx, ["-k", "config"])
+    assert selected["complete"] is False
 
 
 def test_develop_merges_into_the_release_branch_that_exists_only_after_integration() -> None:
