@@ -90,17 +90,23 @@ def folder_digest(folder: Path) -> str:
     return files_digest(folder, [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()])
 
 
-def _stored(stage: str, content_key: str, store: Path) -> Path:
-    return store / stage / content_key.removeprefix("sha256:")
+def _stored(stage: str, content_key: str, digest: str, store: Path) -> Path:
+    # By key and by the digest of the files: two projects (or two clones, or two CI jobs) sharing
+    # one store can train the same inputs into bundles that differ (the bundle names its commit);
+    # each keeps its own copy, so neither overwrites the one the other's record points at.
+    return store / stage / content_key.removeprefix("sha256:") / digest.removeprefix("sha256:")
 
 
 def keep(stage: str, content_key: str, output: Path, store: Path | None = None) -> str:
-    """Store a copy of ``output`` (a folder) under ``content_key``; its :func:`folder_digest`, which
-    the stage's signed record carries. A store that cannot be written only costs the next run."""
+    """Store a copy of ``output`` (a folder) under ``content_key`` and its :func:`folder_digest`,
+    which the stage's signed record carries; that digest. A store that cannot be written only
+    costs the next run."""
     digest = folder_digest(output)
-    target = _stored(stage, content_key, store or STORE)
+    target = _stored(stage, content_key, digest, store or STORE)
     part = target.with_name(f".{target.name}.{os.getpid()}")
     try:
+        if target.is_dir() and folder_digest(target) == digest:
+            return digest  # the same files are stored already
         shutil.rmtree(part, ignore_errors=True)
         shutil.copytree(output, part)
         shutil.rmtree(target, ignore_errors=True)
@@ -112,10 +118,10 @@ def keep(stage: str, content_key: str, output: Path, store: Path | None = None) 
 
 
 def restore(stage: str, content_key: str, digest: str, dest: Path, store: Path | None = None) -> bool:
-    """Copy the stored output of ``content_key`` into ``dest`` if its files hash to ``digest`` (the
-    verified record's). A missing copy or one that does not verify (tampered, half-written) is
-    never used: False, and ``dest`` is left empty."""
-    source = _stored(stage, content_key, store or STORE)
+    """Copy the stored output of ``content_key`` whose files hash to ``digest`` (the verified
+    record's) into ``dest``. A missing copy or one that does not verify (tampered, half-written)
+    is never used: False, and ``dest`` is left empty."""
+    source = _stored(stage, content_key, digest, store or STORE)
     if not source.is_dir():
         log.info(
             "%s: a pass is recorded for %s…, but no stored copy is here (%s): running it",

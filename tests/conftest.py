@@ -27,10 +27,13 @@ _SHARED_RELEASE = {"released_flow", "release_image"}
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The folder → marker rule; and an xdist group for each module (its module-scoped fixtures
     are made once, on one worker) or for the tests sharing one release."""
+    xdist = config.pluginmanager.hasplugin("xdist")  # not installed in a project's own sessions
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in _FOLDER_MARKERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+        if not xdist:
+            continue
         shares = _SHARED_RELEASE & set(getattr(item, "fixturenames", ()))
         item.add_marker(pytest.mark.xdist_group("released-flow" if shares else item.nodeid.split("::", 1)[0]))
 

@@ -6,7 +6,8 @@ requests to one of two colours, each a service container on its own loopback por
 (``service_ports``). A deploy starts the new release as the other colour, waits until it answers
 its health check from inside the host, then reloads the proxy onto it (a graceful reload: no
 request fails) and checks the public URL. The old colour is stopped, not removed: ``rollback``
-to it starts it again and switches back, with nothing pulled. If the switch's public check
+to it starts it again and switches back, with nothing pulled (if it was started with the
+settings a new one would get; a changed setting starts a new container). If the switch's public check
 fails, the proxy goes back to the old colour.
 
 An environment without a proxy runs one container that binds ``127.0.0.1:<port>``. A deploy first starts the
@@ -19,6 +20,8 @@ leaves a gap of a few seconds (one service start) on the port; a proxy in front 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -128,20 +131,12 @@ class DockerTarget:
             host=self.engine.where,
         )
 
-    def _start(
-        self, image: str, port: int, role: str, digest: str, version: str, commit: str, reference: str, colour: str = ""
-    ) -> str:
-        name = f"trainyard-{self.config.project}-{self.env.name}-{colour or role}-{uuid.uuid4().hex[:8]}"
-        labels = {
-            **self._labels(),
-            f"{LABEL}.role": role,
-            f"{LABEL}.colour": colour,
-            f"{LABEL}.digest": digest,
-            f"{LABEL}.version": version,
-            f"{LABEL}.commit": commit,
-            f"{LABEL}.reference": reference,
-            f"{LABEL}.started": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+    def _container(
+        self, port: int, digest: str, version: str, commit: str
+    ) -> tuple[dict[str, str], dict[str, str], str]:
+        """The service container's environment, volumes and a fingerprint of all it is started with
+        (environment, volumes, memory, processes): a kept colour is started again only if its
+        fingerprint is what a new container would get, so a changed setting is never skipped."""
         env = self._service_env(port, digest, version, commit)
         volumes = {}
         logged = self.env.prediction_log
@@ -152,6 +147,26 @@ class DockerTarget:
                 "SERVICE_PREDICTION_LOG_SAMPLE": str(logged.sample),
                 "SERVICE_PREDICTION_LOG_MAX_ROWS": str(logged.max_rows),
             }
+        shape = {"env": env, "volumes": volumes, "memory": self.env.memory, "pids": self.env.pids}
+        fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+        return env, volumes, fingerprint
+
+    def _start(
+        self, image: str, port: int, role: str, digest: str, version: str, commit: str, reference: str, colour: str = ""
+    ) -> str:
+        name = f"trainyard-{self.config.project}-{self.env.name}-{colour or role}-{uuid.uuid4().hex[:8]}"
+        env, volumes, fingerprint = self._container(port, digest, version, commit)
+        labels = {
+            **self._labels(),
+            f"{LABEL}.role": role,
+            f"{LABEL}.colour": colour,
+            f"{LABEL}.digest": digest,
+            f"{LABEL}.version": version,
+            f"{LABEL}.commit": commit,
+            f"{LABEL}.reference": reference,
+            f"{LABEL}.settings": fingerprint,
+            f"{LABEL}.started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         return self.engine.containers.start_service(
             image, name, env, labels=labels, memory=self.env.memory, pids=self.env.pids, volumes=volumes
         )
@@ -252,8 +267,14 @@ class DockerTarget:
         new = "green" if old == "blue" else "blue"
         port = env.colours[new]
         what = f"{version} ({digest[:19]})"
-        # 1. The new colour: the stopped one again if it ran this digest (a rollback), else a new one.
-        kept = [c for c in self._colour_containers(new) if c.labels.get(f"{LABEL}.digest") == digest]
+        # 1. The new colour: the stopped one again if it ran this digest with these settings (a
+        # rollback), else a new one.
+        settings = self._container(port, digest, version, commit)[2]
+        same = [c for c in self._colour_containers(new) if c.labels.get(f"{LABEL}.digest") == digest]
+        kept = [c for c in same if c.labels.get(f"{LABEL}.settings") == settings]
+        if same and not kept and same[0].image.startswith("sha256:"):
+            image = same[0].image  # the digest is here (nothing to pull), but not with these settings
+            log.info("%s: the kept %s container of %s has other settings: a new one starts", env.name, new, what)
         for stale in self._colour_containers(new):
             if not kept or stale.id != kept[0].id:
                 engine.containers.remove(stale.id)

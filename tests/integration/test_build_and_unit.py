@@ -151,7 +151,7 @@ def test_a_conflicting_merge_is_aborted_and_the_target_unchanged(tmp_path: Path)
     head, when = git(work, "rev-parse", "HEAD"), datetime.now(UTC)
     passed = CheckRecord(
         stage="unit", commit=head, subject="sha256:" + "0" * 64, time=timestamp(when),
-        tag=CheckRecord.tag_name("unit", head, when),
+        tag=CheckRecord.tag_name("unit", head, when), tests=1, complete=True,
     )  # fmt: skip
     key = signer()[0]
     git(

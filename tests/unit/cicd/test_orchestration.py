@@ -182,13 +182,29 @@ def test_a_stored_output_is_used_only_when_its_files_hash_to_what_the_record_say
     assert results.restore("train", key, digest, tmp_path / "a", store)
     assert (tmp_path / "a" / "model" / "model.joblib").read_bytes() == b"trained"
     assert not results.restore("train", "sha256:" + "5" * 64, digest, tmp_path / "b", store)  # nothing stored
-    stored = store / "train" / ("4" * 64) / "model" / "model.joblib"
+    stored = store / "train" / ("4" * 64) / digest.removeprefix("sha256:") / "model" / "model.joblib"
     stored.write_bytes(b"tampered")
     assert not results.restore("train", key, digest, tmp_path / "c", store)  # refused: does not verify
     assert not (tmp_path / "c").exists()
     (stored.parent / "extra.pkl").write_bytes(b"trained")
     stored.write_bytes(b"trained")
     assert not results.restore("train", key, digest, tmp_path / "d", store)  # an added file is caught too
+
+
+def test_two_bundles_of_the_same_inputs_are_both_kept(tmp_path: Any) -> None:
+    """Two clones sharing one store train the same inputs into bundles that differ (each names its
+    commit): the second is stored beside the first, so the first one's record still restores."""
+    store, key = tmp_path / "store", "sha256:" + "4" * 64
+    digests = []
+    for commit in ("a" * 40, "b" * 40):
+        out = tmp_path / commit[:1]
+        out.mkdir()
+        (out / "bundle.json").write_text(f'{{"git_commit": "{commit}"}}')
+        digests.append(results.keep("train", key, out, store))
+    assert digests[0] != digests[1]
+    for n, digest in enumerate(digests):
+        assert results.restore("train", key, digest, tmp_path / f"restored{n}", store)
+    assert results.keep("train", key, tmp_path / "a", store) == digests[0]  # stored already: kept as it is
 
 
 def test_a_feature_branch_merges_into_develop_only_with_a_passing_unit_check() -> None:
@@ -440,6 +456,29 @@ def test_behind_a_proxy_a_deploy_switches_colours_and_a_rollback_starts_the_kept
     assert [line.split()[0] for line in containers.log] == ["restart", "switch", "stop"], containers.log
     running = [c for c in containers.items.values() if c.running and c.labels.get("io.trainyard.role") == "serving"]
     assert [c.labels["io.trainyard.digest"] for c in running] == ["sha256:" + "a" * 64]
+
+
+def test_behind_a_proxy_a_kept_colour_with_other_settings_is_not_started_again(health: Any) -> None:
+    """A kept colour runs the digest, but was started with other settings: a new container starts
+    from the image it has (nothing pulled), with the settings the spec now says."""
+    ctx = context(config(staging={"proxy": True, "service_ports": (free_port(), free_port())}))
+    health(ctx)
+    containers, registry = fake_engine(ctx).containers, fake_engine(ctx).registry
+    release(ctx, "0.1.0", "a" * 64)
+    environments.deploy(ctx, "staging")
+    release(ctx, "0.2.0", "b" * 64, minutes=5)
+    environments.deploy(ctx, "staging")
+    (blue,) = [c for c in containers.items.values() if c.labels.get("io.trainyard.colour") == "blue"]
+    staging = ctx.config.environment("staging")
+    moved = replace(staging, settings={"env": {"MODEL_DIR": "/elsewhere"}})
+    ctx.config = replace(ctx.config, environments={**ctx.config.environments, "staging": moved})
+    pulled = list(registry.pulled)
+    containers.log.clear()
+    environments.rollback(ctx, "staging")
+    assert registry.pulled == pulled
+    assert [line.split()[0] for line in containers.log] == ["remove", "start", "switch", "stop"], containers.log
+    assert containers.log[1].split()[2] == blue.image and containers.env["MODEL_DIR"] == "/elsewhere"
+    assert blue.id not in containers.items
 
 
 def test_behind_a_proxy_a_colour_that_never_gets_healthy_never_gets_the_traffic(health: Any) -> None:
