@@ -5,9 +5,13 @@
 
 A throwaway copy of this repository with a bare ``origin``, its own registry process and its own
 ports: two releases, staging and production deployed through the real flow, then each drill.
-After every drill the environment that was serving is checked over HTTP (same digest, or the
-newer one the drill's recovery deployed), the tags are checked against the rules, and after the
-next successful deploy no stray container may remain. Exit 0 only if every drill held.
+Each drill first shows that its fault really happened (the deploy was killed with both colours
+up, the push failed against the stopped registry, the service's own log names the missing
+model, ...): a drill whose fault no longer takes effect breaks. Then the environment that was
+serving is checked over HTTP (same digest, or the newer one the drill's recovery deployed), the
+tags against the rules, and its containers against what a finished deploy leaves: behind a
+proxy, the proxy, one serving colour and at most one kept colour; nothing else. Exit 0 only if
+every drill held. The suite runs the same drills (tests/integration/test_drills.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +52,7 @@ class Lab:
     """The throwaway project, its registry and helpers to run the toolkit and look at the result."""
 
     def __init__(self, tmp: Path, base_image: str) -> None:
+        from cicd.config import load_config
         from cicd.demo import use_free_ports
         from cicd.gitops import signed_throwaway_clone
         from cicd.http import free_port
@@ -71,6 +77,7 @@ class Lab:
             "GIT_COMMITTER_EMAIL": "drill@example.com",
         }
         self.log = tmp / "drills.log"
+        self.proxied = {name for name, env in load_config(spec, env={}).environments.items() if env.proxied}
         self.git("commit", "--quiet", "-am", "chore: ports for the drills")
         self.git("push", "--quiet", "origin", "develop")
 
@@ -143,9 +150,30 @@ class Lab:
             return None
         return str(body.get("image_digest")) if status == 200 else None
 
-    def containers(self, env: str) -> int:
+    def census(self, env: str) -> dict[str, int]:
+        """The environment's containers by what they are: ``serving`` (running), ``kept`` (a stopped
+        colour, for a rollback), ``proxy``, and anything else by its role (``candidate``, ``lock``)."""
         labels = {f"{LABEL}.environment": env, f"{LABEL}.port": str(self.ports[env])}
-        return len(self.engine.containers.find(labels))
+        counts: Counter[str] = Counter()
+        for c in self.engine.containers.find(labels):
+            role = c.labels.get(f"{LABEL}.role", "unlabelled")
+            if role == "serving":
+                role = "serving" if c.running else "kept"
+            elif role == "proxy" and not c.running:
+                role = "stopped proxy"
+            counts[role] += 1
+        return dict(counts)
+
+    def tidy(self, env: str) -> bool:
+        """As a finished deploy leaves it: behind a proxy, the proxy, one serving colour and at most
+        one kept; without one, one serving container. No candidate, no lock, nothing else."""
+        found = self.census(env)
+        if env in self.proxied:
+            return found in ({"proxy": 1, "serving": 1}, {"proxy": 1, "serving": 1, "kept": 1})
+        return found == {"serving": 1}
+
+    def shape(self, env: str) -> str:
+        return _counts(self.census(env))
 
     def tags(self, prefix: str) -> list[str]:
         names = subprocess.run(
@@ -196,33 +224,41 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 # --- the drills ------------------------------------------------------------------------------------
 def drill_kill_mid_swap(lab: Lab, v2: str) -> Drill:
+    """SIGKILL the deploy at the worst moment behind a proxy: the new colour is up and healthy, the
+    proxy not yet switched, the lock held. Staging must serve the old release throughout."""
     before = lab.serving("staging")
     records = len(lab.tags("deploy/staging/"))
-    proc = lab.popen("deploy", "staging")
-    assert proc.stdout is not None
-    killed_at = "never"
-    for line in proc.stdout:
-        if line.startswith("health wait:"):  # the candidate is healthy: the swap starts now
-            # Kill at the worst moment: the old service stopped, the new one not yet serving.
-            deadline = time.monotonic() + 20
-            while lab.serving("staging") is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGKILL)
-            killed_at = "with the old service stopped" if lab.serving("staging") is None else "mid-swap"
-            break
-    proc.wait()
+    at_kill: dict[str, int] = {}
+    with lab.popen("deploy", "staging") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("health wait:"):  # the new colour answers: the switch comes next
+                os.kill(proc.pid, signal.SIGKILL)
+                at_kill = lab.census("staging")
+                break
+        code = proc.wait()
     right_after = lab.serving("staging")
+    # the fault took effect: killed, with both colours running and the lock left behind
+    killed = code == -signal.SIGKILL and at_kill.get("serving") == 2 and at_kill.get("lock") == 1
     again = lab.cicd("deploy", "staging", check=False)
-    after, count = lab.serving("staging"), lab.containers("staging")
+    recovered = "recovered the lock" in again.stderr
+    after, tidy = lab.serving("staging"), lab.tidy("staging")
     new_records = len(lab.tags("deploy/staging/")) - records
-    ok = killed_at != "never" and again.returncode == 0 and after == v2 and count == 1 and new_records == 1
+    ok = killed and right_after == before and again.returncode == 0 and recovered
+    ok = ok and after == v2 and tidy and new_records == 1
     return Drill(
         "deploy SIGKILLed mid-swap, then deployed again",
-        "re-run deploys v2 (staging is down until then); 1 container; 1 new record",
-        f"killed {killed_at}; just after: {short(right_after)} (before: {short(before)}); re-run exit "
-        f"{again.returncode}; serving {short(after)}; {count} container(s); {new_records} new record(s)",
+        "killed with both colours up and the lock held; the old release serves throughout; the re-run "
+        "recovers the lock and deploys v2; proxy + 1 serving (+ 1 kept); 1 new record",
+        f"exit {code}, at the kill: {_counts(at_kill)}; just after: {short(right_after)} (before: "
+        f"{short(before)}); re-run exit {again.returncode}, lock recovered: {recovered}; serving {short(after)}; "
+        f"{lab.shape('staging')}; {new_records} new record(s)",
         ok,
     )
+
+
+def _counts(census: dict[str, int]) -> str:
+    return " + ".join(f"{n} {what}" for what, n in sorted(census.items())) or "no container"
 
 
 def drill_registry_stopped_during_push(lab: Lab, serving: str) -> Drill:
@@ -230,16 +266,16 @@ def drill_registry_stopped_during_push(lab: Lab, serving: str) -> Drill:
     lab.git("merge", "--quiet", "main")
     lab.git("commit", "--quiet", "--allow-empty", "-m", "fix: the release the registry drops")
     tags_before = lab.tags("v")
-    proc = lab.popen("release")
-    assert proc.stdout is not None
     stopped = False
     output = []
-    for line in proc.stdout:
-        output.append(line)
-        if not stopped and "The push refers to repository" in line:
-            lab.stop_registry()
-            stopped = True
-    code = proc.wait()
+    with lab.popen("release") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            if not stopped and "The push refers to repository" in line:
+                lab.stop_registry()
+                stopped = True
+        code = proc.wait()
     text = "".join(output)
     message = next((ln for ln in text.splitlines() if ln.startswith("error:")), "")
     tags_after = lab.tags("v")
@@ -247,11 +283,13 @@ def drill_registry_stopped_during_push(lab: Lab, serving: str) -> Drill:
     retry = lab.cicd("release", check=False)
     after = lab.serving("staging")
     lab.git("checkout", "--quiet", "main")
-    ok = stopped and code == 2 and "Traceback" not in text and tags_after == tags_before
+    # the fault took effect: the push itself failed against the stopped registry
+    refused = f"127.0.0.1:{lab.registry_port}" in message
+    ok = stopped and refused and code == 2 and "Traceback" not in text and tags_after == tags_before
     ok = ok and retry.returncode == 0 and after == serving
     return Drill(
         "registry stopped during a release push",
-        "exit 2 with a message; no release tag; retry after restart works",
+        "stopped as the push began; exit 2 naming the registry; no release tag; retry after restart works",
         f"exit {code}: {message[:90]}; tags unchanged: {tags_after == tags_before}; retry exit "
         f"{retry.returncode}; staging serving {short(after)}",
         ok,
@@ -281,13 +319,16 @@ def drill_never_healthy(lab: Lab, serving: str) -> Drill:
     records = lab.tags("deploy/staging/")
     result = lab.cicd("--config", str(broken), "deploy", "staging", check=False)
     after = lab.serving("staging")
-    ok = result.returncode == 2 and "never answered" in result.stderr and after == serving
-    ok = ok and lab.tags("deploy/staging/") == records and lab.containers("staging") == 1
+    # the fault took effect: the service itself said it found no model where it was pointed
+    injected = "no model bundle at '/nope'" in result.stderr
+    unchanged = lab.tags("deploy/staging/") == records
+    ok = injected and result.returncode == 2 and "never answered" in result.stderr and after == serving
+    ok = ok and unchanged and lab.tidy("staging")
     return Drill(
         "a release whose service never becomes healthy",
-        "refused on the trial port; old one serving; no record; no stray",
-        f"exit {result.returncode}; staging serving {short(after)}; records unchanged: "
-        f"{lab.tags('deploy/staging/') == records}; {lab.containers('staging')} container(s)",
+        "its log says no model at /nope; refused, never switched to; old one serving; no record; no stray",
+        f"exit {result.returncode}; its log names /nope: {injected}; staging serving {short(after)}; "
+        f"records unchanged: {unchanged}; {lab.shape('staging')}",
         ok,
     )
 
@@ -302,11 +343,12 @@ def drill_port_taken(lab: Lab) -> Drill:
             result = lab.cicd("deploy", "integration", check=False)
     finally:
         lab.git("checkout", "--quiet", "main")
-    ok = result.returncode == 2 and "taken by another program" in result.stderr and lab.containers("integration") == 0
+    named = f"port {port} of environment integration is taken" in result.stderr
+    ok = result.returncode == 2 and named and not lab.census("integration")
     return Drill(
         "a port already taken by another program",
         "exit 2, names the port; nothing started",
-        f"exit {result.returncode}: {error_line(result)[:80]}; {lab.containers('integration')} container(s)",
+        f"exit {result.returncode}: {error_line(result)[:80]}; {lab.shape('integration')}",
         ok,
     )
 
@@ -328,16 +370,19 @@ def drill_five_promotions(lab: Lab, staged: str) -> Drill:
     polite = all(
         "in progress" in r.stderr or (r.returncode == 0 and json.loads(r.stdout)["result"] is None) for r in others
     )
+    # the fault took effect: at least one of them ran into the winner's lock while it deployed
+    overlapped = sum("in progress" in r.stderr for r in others)
     new_records = len(lab.tags("deploy/production/")) - records
     after = lab.serving("production")
     same_commit = lab.tag_commit("Production") == lab.tag_commit("Staging")
-    ok = len(winners) == 1 and polite and new_records == 1 and after == staged and same_commit
-    ok = ok and lab.containers("production") == 1
+    ok = len(winners) == 1 and polite and overlapped >= 1 and new_records == 1 and after == staged
+    ok = ok and same_commit and lab.tidy("production")
     return Drill(
         "five promotions started at once",
-        "1 winner, 4 told 'in progress'/'nothing to do'; 1 record; Production = Staging",
-        f"{len(winners)} winner(s); others polite: {polite}; {new_records} new record(s); production serving "
-        f"{short(after)}; Production = Staging: {same_commit}; {lab.containers('production')} container(s)",
+        "1 winner, 4 told 'in progress' (at least one) or 'nothing to do'; 1 record; Production = Staging",
+        f"{len(winners)} winner(s); {overlapped} told 'in progress', others polite: {polite}; {new_records} new "
+        f"record(s); production serving {short(after)}; Production = Staging: {same_commit}; "
+        f"{lab.shape('production')}",
         ok,
     )
 
@@ -416,6 +461,67 @@ def table(drills: list[Drill]) -> str:
     return "\n".join(out)
 
 
+# The drills in the order they run, by the name ``run_all`` files each under (the suite has one
+# test per name: tests/integration/test_drills.py).
+NAMES = [
+    "kill mid-swap",
+    "registry down mid-push",
+    "engine unreachable",
+    "never healthy",
+    "port taken",
+    "five promotions",
+    "malformed specs",
+    "canary password",
+    "afterwards",
+]
+
+
+def run_all(lab: Lab, variants: int) -> dict[str, Drill]:
+    """Set the lab up (two releases; staging and production deployed) and run every drill, in the
+    order of :data:`NAMES`. A drill that crashed is a drill that broke, with the reason."""
+    lab.release_to_main("fix: the first release")
+    lab.cicd("deploy", "staging")
+    lab.cicd("acceptance", "staging")
+    lab.cicd("promote", "production")
+    v2 = lab.release_to_main("fix: the second release")
+
+    def afterwards() -> Drill:  # the environments still serve what the rules say, with no strays
+        final = lab.cicd("deploy", "staging", check=False)
+        return Drill(
+            "afterwards: the next successful deploy",
+            "staging and production serve v2; each: proxy + 1 serving (+ 1 kept), no stray",
+            f"deploy exit {final.returncode}; staging {short(lab.serving('staging'))}, production "
+            f"{short(lab.serving('production'))}; staging: {lab.shape('staging')}; production: "
+            f"{lab.shape('production')}",
+            final.returncode == 0
+            and lab.serving("staging") == v2 == lab.serving("production")
+            and lab.tidy("staging")
+            and lab.tidy("production"),
+        )
+
+    steps: dict[str, Callable[[], Drill]] = {
+        "kill mid-swap": lambda: drill_kill_mid_swap(lab, v2),
+        "registry down mid-push": lambda: drill_registry_stopped_during_push(lab, v2),
+        "engine unreachable": lambda: drill_engine_unreachable(lab, v2),
+        "never healthy": lambda: drill_never_healthy(lab, v2),
+        "port taken": lambda: drill_port_taken(lab),
+        "five promotions": lambda: (lab.cicd("acceptance", "staging"), drill_five_promotions(lab, v2))[1],
+        "malformed specs": lambda: drill_malformed_specs(lab, variants),
+        "canary password": lambda: drill_canary_password(lab),
+        "afterwards": afterwards,
+    }
+    assert list(steps) == NAMES
+    drills: dict[str, Drill] = {}
+    for label, run in steps.items():
+        print(f"… drill: {label}", file=sys.stderr, flush=True)
+        try:
+            drills[label] = run()
+        except Exception as err:
+            drills[label] = Drill(label, "—", f"drill crashed: {type(err).__name__}: {err}"[:300], False)
+            traceback.print_exc()
+    return drills
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "artifacts" / "drills")
@@ -426,44 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="trainyard-drills-"))
     print(f"… setting up a throwaway project in {tmp} (two releases, staging and production)", file=sys.stderr)
     lab = Lab(tmp, base_image)
-    drills: list[Drill] = []
     try:
-        lab.release_to_main("fix: the first release")
-        lab.cicd("deploy", "staging")
-        lab.cicd("acceptance", "staging")
-        lab.cicd("promote", "production")
-        v2 = lab.release_to_main("fix: the second release")
-        steps: list[tuple[str, Callable[[], Drill]]] = [
-            ("kill mid-swap", lambda: drill_kill_mid_swap(lab, v2)),
-            ("registry down mid-push", lambda: drill_registry_stopped_during_push(lab, v2)),
-            ("engine unreachable", lambda: drill_engine_unreachable(lab, v2)),
-            ("never healthy", lambda: drill_never_healthy(lab, v2)),
-            ("port taken", lambda: drill_port_taken(lab)),
-            ("five promotions", lambda: (lab.cicd("acceptance", "staging"), drill_five_promotions(lab, v2))[1]),
-            ("malformed specs", lambda: drill_malformed_specs(lab, args.variants)),
-            ("canary password", lambda: drill_canary_password(lab)),
-        ]
-        for label, run in steps:
-            print(f"… drill: {label}", file=sys.stderr, flush=True)
-            try:
-                drills.append(run())
-            except Exception as err:  # a drill that crashed is a drill that broke, with the reason
-                drills.append(Drill(label, "—", f"drill crashed: {type(err).__name__}: {err}"[:300], False))
-                traceback.print_exc()
-        # After everything: the environments still serve what the rules say, with no strays.
-        final = lab.cicd("deploy", "staging", check=False)
-        drills.append(
-            Drill(
-                "afterwards: the next successful deploy",
-                "staging and production serve v2; one container each",
-                f"deploy exit {final.returncode}; staging {short(lab.serving('staging'))}, production "
-                f"{short(lab.serving('production'))}; containers {lab.containers('staging')} + "
-                f"{lab.containers('production')}",
-                final.returncode == 0
-                and lab.serving("staging") == v2 == lab.serving("production")
-                and lab.containers("staging") == 1 == lab.containers("production"),
-            )
-        )
+        drills = list(run_all(lab, args.variants).values())
     finally:
         lab.cleanup()
     args.output.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,15 @@ one job leaves for the next goes through ``origin`` (branches and tags) and the 
   variables Azure would set; tasks (``UsePythonVersion``, publishing) are the runner's business.
 
 Between jobs the test does what people do: merges the feature branch into ``develop`` and
-``develop`` into ``main``, as a pull request would. Only the toolkit's wheelhouse cache (keyed by
-the requirements' content) is shared, as a CI cache would restore it.
+``develop`` into ``main``, as a pull request would. Only caches keyed by content are shared, as a
+CI cache restores them: the toolkit's wheelhouse (keyed by the requirements), and pip's and uv's
+downloads (keyed by the locks, as the workflows' ``actions/cache`` and ``Cache@2`` steps key
+them: :func:`package_cache`), so a fresh runner still installs everything but fetches nothing twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -96,7 +99,20 @@ class Runners:
             "HOME": os.environ.get("HOME", "/root"),  # the wheelhouse cache (~/.cache/trainyard), keyed by content
             "XDG_CACHE_HOME": str(home / "cache"),  # act's workspace: the job's own, gone with it
         }
+        packages = package_cache(home / "checkout")  # as the job's cache step restores it
+        env.update(PIP_CACHE_DIR=str(packages / "pip"), UV_CACHE_DIR=str(packages / "uv"))
         return home / "checkout", env
+
+
+def package_cache(checkout: Path) -> Path:
+    """The pip and uv download caches a CI cache step restores for this checkout: keyed, as the
+    workflows key them, by ``.python-version`` and the locks (a changed lock: an empty cache)."""
+    locks = [".python-version", *sorted(str(p.relative_to(checkout)) for p in checkout.glob("cicd/requirements*.txt"))]
+    locks += sorted(str(p.relative_to(checkout)) for p in checkout.glob("src/requirements/*.txt"))
+    key = hashlib.sha256(b"".join(name.encode() + b"\0" + (checkout / name).read_bytes() for name in locks))
+    folder = Path.home() / ".cache" / "trainyard" / "ci-packages" / key.hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @contextmanager
@@ -150,6 +166,8 @@ def _act(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> sub
     cmd = [
         str(binary), job.github_event, "-j", job.name, "-P", "ubuntu-latest=-self-hosted",
         "--env", f"ACT_SOURCE={runners.origin}",
+        # what the jobs' actions/cache step restores: ~/.cache/pip and ~/.cache/uv
+        "--env", f"PIP_CACHE_DIR={env['PIP_CACHE_DIR']}", "--env", f"UV_CACHE_DIR={env['UV_CACHE_DIR']}",
         "--var", f"TRAINYARD_REGISTRY={runners.registry.address}",
         "--secret", f"TRAINYARD_SIGNING_KEY={signing_key()}",
     ]  # fmt: skip
@@ -197,11 +215,17 @@ def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> s
         "BUILD_SOURCEVERSION": git(checkout, "rev-parse", "HEAD"),
     }
     secrets = {"TRAINYARD_REGISTRY_PASSWORD", "TRAINYARD_SIGNING_KEY", "TRAINYARD_RETRAIN_DATA_URL"}  # only via env:
+    workspace = {"Pipeline.Workspace": str(runners.scratch / f"azure-{job.name}-workspace")}  # the agent's
+    (Path(workspace["Pipeline.Workspace"])).mkdir(parents=True, exist_ok=True)
+    # what the stage's Cache@2 step restores into $(Pipeline.Workspace)/packages
+    (Path(workspace["Pipeline.Workspace"]) / "packages").symlink_to(Path(env["PIP_CACHE_DIR"]).parent)
+    spec = yaml.safe_load((ROOT / "azure-pipelines.yml").read_text())
+    pipeline = {k: _expand(v, workspace) for k, v in job_variables(spec)[0].items()}  # the top-level variables
     out = []
     for step in _azure_steps(job.name):
         variables = {k: v for group in step["groups"] for k, v in groups[group].items()}  # linked to this job only
-        step_env = {**env, **agent, **{k: v for k, v in variables.items() if k not in secrets}, **step["variables"]}
-        workspace = {"Pipeline.Workspace": str(runners.scratch / f"azure-{job.name}-workspace")}  # the agent's
+        linked = {k: v for k, v in variables.items() if k not in secrets}
+        step_env = {**env, **agent, **pipeline, **linked, **step["variables"]}
         for key, value in (step.get("env") or {}).items():
             step_env[key] = _expand(str(value), {**variables, **workspace})
         result = subprocess.run(

@@ -14,6 +14,8 @@ import pytest
 from cicd.records import CheckRecord, timestamp
 from tests.integration.conftest import SOURCE, SPEC, cicd, git, make_project, signer
 
+pytestmark = pytest.mark.slow(seconds=170)  # left out by --fast; the estimate orders the workers
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, engine: Any, base_image: str) -> dict[str, Any]:

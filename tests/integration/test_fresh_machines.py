@@ -23,6 +23,8 @@ from cicd.images import Engine
 from tests.integration.ci_jobs import open_runners, run_in_order
 from tests.integration.newcomer import require_newcomer_image, run_readme_main_job
 
+pytestmark = pytest.mark.slow(seconds=430)  # left out by --fast; the estimate orders the workers
+
 
 def test_every_ci_job_and_the_readme_on_fresh_machines(
     tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, proxy_image: str, tmp_path: Path

@@ -45,6 +45,8 @@ from tests.integration.engines import copy_image
 from tests.integration.hosts import SSHHost, TLSHost, make_ca, sign, ssh_host, tls_host
 from tests.integration.test_environments import json_of
 
+pytestmark = pytest.mark.slow(seconds=290)  # left out by --fast; the estimate orders the workers
+
 
 @dataclass
 class Load:

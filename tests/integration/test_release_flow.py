@@ -10,9 +10,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cicd.images import Engine
 from cicd.signing import strip_signature
 from tests.integration.conftest import RELEASE_NAME, SOURCE, SPEC, cicd, git, make_project, missing, start_registry
+
+pytestmark = pytest.mark.slow(seconds=100)  # left out by --fast; the estimate orders the workers
 
 RELEASE_TESTS = Path(__file__).resolve().parent / "release_image"
 

@@ -33,6 +33,8 @@ from cicd.images import Engine
 from tests.integration.conftest import IDENTITY, cicd, git, make_project
 from tests.integration.newcomer import readme_commands
 
+pytestmark = pytest.mark.slow(seconds=205)  # left out by --fast; the estimate orders the workers
+
 CHURN = {"example": "minimal", "project_name": "churn-model", "ci": "github"}
 
 
