@@ -12,6 +12,7 @@ prerequisite.
     nox -s drift -- --source production   # drift check on an environment's prediction log
     nox -s bench / nox -s drills  # figures: speed and size beside a naive baseline; failure drills
     nox -s contract             # does the package provide what the toolkit calls? one line per gap
+    nox -s update               # in a project made from Trainyard: copier update, then any conflicts named
 
 Every session takes the toolkit's global options after ``--``: ``nox -s release -- --dry-run``
 says each write instead of doing it, ``--json`` prints the result as JSON.
@@ -180,6 +181,16 @@ def contract(session: nox.Session) -> None:
     line per gap; ``lint`` runs the same check inside the build image."""
     session.install("--require-hashes", "-r", TOOLKIT, "-r", TEST)  # the package's commands answer --help
     session.run("python", "-m", "cicd.contract", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def update(session: nox.Session) -> None:
+    """In a project made from Trainyard: take the newest Trainyard (``copier update --vcs-ref HEAD
+    --defaults``; other copier arguments after ``--``) and name every file left with conflicts
+    (copier itself exits 0 when it wrote conflict markers)."""
+    session.install("--require-hashes", "-r", "cicd/requirements-ci.txt")  # copier, pinned
+    session.run("copier", "update", "--defaults", *(session.posargs or ["--vcs-ref", "HEAD"]), external=False)
+    session.run("python", "-m", "cicd.conflicts")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -290,11 +290,11 @@ def _ci(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
     if not steps:
         log.info("nothing to run: flow.%s in %s lists no sessions", row, ctx.config.path)
         return 0, result, None
-    for step in steps:
-        log.info("  %s", step.command())
-    if args.plan:
+    if args.plan:  # printed once, on stdout
         result["steps"] = [{"command": s.command(), "ran": False} for s in steps]
         return 0, result, "\n".join(s.command() for s in steps)
+    for step in steps:
+        log.info("  %s", step.command())
     for step in steps:
         log.info("\n=== %s", step.command())
         # Each session's own progress streams to stderr; its stdout (its result with --json) is read.

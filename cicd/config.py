@@ -8,6 +8,7 @@ never part of these objects' ``repr``.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -306,11 +307,14 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     path = Path(path) if path is not None else DEFAULT_PATH
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"pipeline spec {path} does not exist; run from the project's folder or pass --config FILE"
         ) from None
+    _no_conflict_markers(path, text)
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -414,7 +418,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             prediction_log=_prediction_log(r, f"{key}.prediction_log") if spec.get("prediction_log") else None,
             **_placement(r, key, spec),
         )
-    _check_environments(r, environments)
+    _check_environments(r, environments, branches)
 
     return PipelineConfig(
         path=path,
@@ -433,6 +437,18 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         flow=_flow(r),
         signing=_signing(r),
     )
+
+
+def _no_conflict_markers(path: Path, text: str) -> None:
+    """A merge (``copier update``, ``git merge``) that left ``<<<<<<<`` / ``>>>>>>>`` lines in the spec."""
+    lines = text.splitlines()
+    found = [n for n, line in enumerate(lines, 1) if re.match(r"(<{7}|>{7})( |$)", line)]
+    if found and any(lines[n - 1].startswith("<" * 7) for n in found):
+        shown = ", ".join(str(n) for n in found[:6])
+        raise ConfigError(
+            f"{path}: merge conflict markers at lines {shown} (a `copier update` or a git merge left them): "
+            "keep the side you want in each conflict, delete the <<<<<<< ======= >>>>>>> lines, and run again"
+        )
 
 
 def _signing(r: _Reader) -> SigningSettings:
@@ -513,11 +529,28 @@ def _memory(r: _Reader, key: str) -> str:
     return value
 
 
-def _check_environments(r: _Reader, environments: Mapping[str, Environment]) -> None:
-    """Ports and tags unique; ``promote_from`` names another environment and never loops."""
+def _check_environments(r: _Reader, environments: Mapping[str, Environment], branches: Branches) -> None:
+    """Ports and tags unique; each environment's branches are the develop or a release branch (the
+    flow deploys no other); ``promote_from`` names another environment and never loops."""
+    known = (branches.develop, *branches.release)
+    for env in environments.values():
+        for branch in env.branches:
+            if branch not in known:
+                near = difflib.get_close_matches(branch, known, n=1)
+                raise r.fail(
+                    f"environments.{env.name}.branch",
+                    f"{branch!r} is neither branches.develop ({branches.develop!r}) nor a release branch "
+                    f"({', '.join(branches.release)}), so the flow never deploys it"
+                    + (f"; did you mean {near[0]!r}?" if near else ""),
+                )
     ports = [e.port for e in environments.values() if e.target == "docker"]
-    if len(ports) != len(set(ports)):
-        raise r.fail("environments", f"two docker environments share a port: {ports}")
+    for port in sorted({p for p in ports if ports.count(p) > 1}):
+        names = [e.name for e in environments.values() if e.target == "docker" and e.port == port]
+        raise r.fail(
+            "environments",
+            f"{' and '.join(names)} share port {port}; give each environment a port of its own "
+            f"(environments.{names[-1]}.port)",
+        )
     behind = [p for e in environments.values() if e.proxied for p in e.colours.values()]
     taken = sorted(set(ports) & set(behind)) or sorted({p for p in behind if behind.count(p) > 1})
     if taken or any(p > 65535 for p in behind):

@@ -533,8 +533,15 @@ def _train(ctx: Context, image: str, image_id: str, out: Path, tags: Sequence[Ta
 
 def release(ctx: Context) -> dict[str, Any]:
     """Train and gate the model in the build image, build the release image, push it, record it in git."""
-    cfg, engine, repo = ctx.config, ctx.engine, ctx.repo
+    cfg, repo = ctx.config, ctx.repo
     repo.ensure_clean()
+    try:  # the record is signed at the end: a missing or unlisted key is said before the build
+        repo.check_can_sign()
+    except CICDError as err:
+        if not ctx.dry_run:
+            raise
+        log.warning("warning: a real release would stop here: %s", err)
+    engine = ctx.engine
     branch = ctx.branch()
     version = compute_version(ctx, branch)
     tag = cfg.tags.release_tag(str(version))

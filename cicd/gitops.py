@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -195,6 +196,30 @@ class Repo:
         if self.signing is None:
             return True
         return bool(self.signing.key or self._configured_key()) and shutil.which("ssh-keygen") is not None
+
+    def check_can_sign(self) -> None:
+        """Refuse now, before minutes of work, what would refuse the record later: no key, no
+        ssh-keygen, no allowed-signers file, or a key whose public half that file does not list."""
+        if self.signing is None:
+            return
+        self.signing.check_allowed_signers()
+        with self.signing.sign_args(self._configured_key()) as args:
+            key = next((a.split("=", 1)[1] for a in args if a.startswith("user.signingkey=")), None)
+            configured = self._configured_key() or ""
+            public = configured.removeprefix("key::") if configured.startswith("key::") else None
+            if key is not None:  # a private key file: its public half, as ssh-keygen derives it
+                derived = subprocess.run(
+                    ["ssh-keygen", "-y", "-f", key], capture_output=True, text=True, timeout=10,
+                    stdin=subprocess.DEVNULL, check=False,
+                )  # fmt: skip
+                public = derived.stdout.strip() if derived.returncode == 0 else None
+        listed = self.signing.allowed_signers.read_text(encoding="utf-8", errors="replace")
+        if public and " ".join(public.split()[:2]) not in listed:
+            raise SigningError(
+                f"the signing key ({self.signing.key_env} or git's user.signingkey) is not listed in "
+                f"{self.signing.allowed_signers}, so every stage would refuse its records; add its public half "
+                "there through review (`<name> ssh-ed25519 AAAA...`), or sign with a listed key"
+            )
 
     def verified(self, names: Sequence[str]) -> set[str]:
         """The tags among ``names`` signed by an allowed signer under that very name (a signed tag

@@ -8,6 +8,7 @@ feature checks, never a deploy.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +16,12 @@ from typing import Protocol
 from cicd.errors import ConfigError
 
 ROWS = ("feature", "develop", "release", "promote", "retrain")
+# What a row can run: the toolkit's commands a CI job runs (``python -m cicd <command>``; each is
+# also a nox session of the same name). tests/unit/cicd checks these against the command line.
+COMMANDS = (
+    "build", "unit", "lint", "release", "integration", "merge", "deploy", "promote", "rollback",
+    "acceptance", "status", "retrain", "drift",
+)  # fmt: skip
 EVENTS = ("push", "pull_request", "manual", "schedule")
 
 
@@ -39,7 +46,12 @@ def parse_steps(row: str, raw: Sequence[str]) -> list[Step]:
         name, _, rest = item.partition(" -- ")
         if not name.strip() or " " in name.strip():
             raise ConfigError(f"flow.{row}: {item!r} is not 'session' or 'session -- args'")
-        steps.append(Step(name.strip(), tuple(rest.split())))
+        name = name.strip()
+        if name not in COMMANDS:
+            near = difflib.get_close_matches(name, COMMANDS, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ConfigError(f"flow.{row}: {name!r} is no session a row can run; {hint}one of {', '.join(COMMANDS)}")
+        steps.append(Step(name, tuple(rest.split())))
     return steps
 
 

@@ -112,3 +112,20 @@ def test_a_missing_allowed_signers_file_is_refused_before_reading(repo: Path) ->
     with Repo(repo, signing=missing) as ours, pytest.raises(ConfigError) as err:
         ours.verified(["v1.0.0"])
     assert "no allowed-signers file" in str(err.value) and "signing.required: false" in str(err.value)
+
+
+@pytest.mark.parametrize("case", ["no key", "an unlisted key"])
+def test_release_refuses_a_key_it_cannot_sign_with_before_it_builds(tmp_path: Path, case: str) -> None:
+    """Found in the first second, not after the build, the training and the release image; a dry
+    run says the same as a warning and goes on saying what it would do."""
+    from tests.integration.conftest import cicd, make_project
+
+    work, _ = make_project(tmp_path)
+    key = "" if case == "no key" else str(new_key(tmp_path / "stranger", "stranger@example.com")[0])
+    env = {"TRAINYARD_SIGNING_KEY": key, "DOCKER_HOST": "tcp://127.0.0.1:9"}  # no engine is even asked
+    refused = cicd(work, "release", env=env, check=False)
+    says = "no key to sign records with" if case == "no key" else "is not listed in"
+    assert refused.returncode == 2 and says in refused.stderr, refused.stderr[-2000:]
+    assert "build image" not in refused.stderr and "no Docker engine" not in refused.stderr
+    dry = cicd(work, "--dry-run", "release", env=env, check=False)
+    assert "warning: a real release would stop here" in dry.stderr and says in dry.stderr, dry.stderr[-2000:]

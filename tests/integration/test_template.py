@@ -33,7 +33,7 @@ from cicd.images import Engine
 from tests.integration.conftest import IDENTITY, cicd, git, make_project
 from tests.integration.newcomer import readme_commands
 
-pytestmark = pytest.mark.slow(seconds=205)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=260)  # left out by --fast; the estimate orders the workers
 
 CHURN = {"example": "minimal", "project_name": "churn-model", "ci": "github"}
 
@@ -214,3 +214,58 @@ def test_a_generated_classifier_runs_the_readmes_two_commands(tmp_path: Path, te
 
     said = _run("bash", "-c", tests, cwd=clone, env=env).stdout
     assert re.search(r"^=+ \d+ passed in [^,]*=+$", said, re.MULTILINE), said[-3000:]  # nothing failed or skipped
+
+
+def _bash_blocks(readme: Path) -> list[list[str]]:
+    """Every fenced bash block of a README: its command lines, comments dropped."""
+    blocks = readme.read_text().split("```bash\n")[1:]
+    return [
+        [line.split("  #", 1)[0].strip() for line in block.split("```", 1)[0].splitlines() if line.strip()]
+        for block in blocks
+    ]
+
+
+def test_the_readmes_copy_and_the_projects_update_commands_work_verbatim(template: Path, tmp_path: Path) -> None:
+    """The README's copy command (answers added: no one is there to type them) makes a project that
+    the generated README's update command updates later, verbatim; an update that leaves conflicts
+    names the files and fails, where copier alone exits 0. A relative source is warned about."""
+    copy = next(line for block in _bash_blocks(template / "README.md") for line in block if "copier copy" in line)
+    assert copy == '.venv/bin/copier copy --vcs-ref HEAD "$PWD" ../my-model', copy
+    bin_dir = template / ".venv" / "bin"  # the README's venv, as its first command makes it
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "copier").write_text(f'#!/bin/sh\nexec {sys.executable} -m copier "$@"\n')
+    (bin_dir / "copier").chmod(0o755)
+    answers = " --defaults --data example=minimal --data project_name=churn-model --data ci=github"
+    _run("bash", "-c", copy + answers, cwd=template)
+    project = template.parent / "my-model"
+    assert f"_src_path: {template}\n" in (project / ".copier-answers.yml").read_text()
+    relative = _run("bash", "-c", copy.replace('"$PWD"', ".").replace("my-model", "rel") + answers, cwd=template)
+    assert 'warning: this project records its Trainyard source as "."' in relative.stderr, relative.stderr[-2000:]
+
+    git(project.parent, "init", "--quiet", "--initial-branch=main", str(project))
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "-m", "churn-model, from Trainyard")
+    venv = readme_commands(project)[1].split(" && .venv/bin/nox")[0]  # the README's venv with nox
+    _run("bash", "-c", venv, cwd=project)
+    [update] = [line for block in _bash_blocks(project / "README.md") for line in block if "-s update" in line]
+    assert update == ".venv/bin/nox -s update", update
+
+    readme = template / "cicd/README.md"
+    readme.write_text(readme.read_text() + "\nA newer Trainyard.\n")
+    git(template, "commit", "--quiet", "-am", "a newer toolkit")
+    done = _run("bash", "-c", update, cwd=project)
+    assert (project / "cicd/README.md").read_text().endswith("A newer Trainyard.\n")
+    assert "no conflicts" in done.stdout + done.stderr, (done.stdout + done.stderr)[-2000:]
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "-m", "the newer Trainyard")
+
+    spec, spec_template = project / "cicd/pipeline.yaml", template / "cicd/pipeline.yaml.jinja"
+    spec.write_text(spec.read_text().replace("  initial_version: 0.1.0 ", "  initial_version: 2.0.0 "))
+    git(project, "commit", "--quiet", "-am", "ours")
+    spec_template.write_text(spec_template.read_text().replace("initial_version: 0.1.0 ", "initial_version: 0.2.0 "))
+    git(template, "commit", "--quiet", "-am", "the toolkit's own initial version")
+    clash = subprocess.run(["bash", "-c", update], cwd=project, capture_output=True, text=True, timeout=600)
+    said = clash.stdout + clash.stderr
+    assert clash.returncode != 0 and "error: conflicts in cicd/pipeline.yaml" in said, said[-3000:]
+    refused = cicd(project, "config", check=False)  # and the toolkit says what it sees
+    assert refused.returncode == 2 and "merge conflict markers at lines" in refused.stderr, refused.stderr[-2000:]

@@ -104,6 +104,9 @@ class FakeRepo:
     def can_sign(self) -> bool:
         return True
 
+    def check_can_sign(self) -> None:
+        return None
+
     # writing, through the gate like the real one
     def create_tag(self, name: str, message: str, rev: str = "HEAD", *, force: bool = False) -> None:
         if not force and name in self.tags_:

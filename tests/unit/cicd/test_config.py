@@ -66,7 +66,10 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         (f"project: {SPEC.project}", "project: ''", "project: must be a non-empty string"),
         ('  release: "v{version}"', '  release: "v"', "tags.release: must contain '{version}'"),
         ("  develop: develop", "  develop: [1]", "branches.develop: must be a non-empty string"),
-        ("    port: 18081", "    port: 18080", "two docker environments share a port"),
+        ("    port: 18081", "    port: 18080", "integration and staging share port 18080"),
+        ("    branch: develop\n", "    branch: devlop\n", "integration.branch: 'devlop' is neither .*'develop'\\?"),
+        ("  develop: [release, integration]", "  develop: [relase, i]", "flow.develop: 'relase' is no .*'release'\\?"),
+        ("images:\n", "<<<<<<< before updating\nimages:\n=======\n>>>>>>> after updating\n", "merge conflict markers"),
         ("    port: 18082", "    port: 99999", "environments.production.port: must be an integer from 1 to 65535"),
         (
             "    target: docker\n    port: 18080",

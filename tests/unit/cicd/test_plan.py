@@ -97,3 +97,21 @@ def test_an_option_given_before_the_command_is_kept_when_not_given_after() -> No
     assert (
         args.dry_run and args.branch == "develop" and str(args.root) == "/r" and args.pytest_args == ["--", "-k", "x"]
     )
+
+
+def test_a_row_runs_only_the_toolkits_commands_each_a_nox_session() -> None:
+    """``COMMANDS`` (what a row may name) are commands of ``python -m cicd`` and sessions of the noxfile."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    from cicd.__main__ import build_parser
+    from cicd.plan import COMMANDS
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(COMMANDS) <= set(subparsers.choices)
+    noxfile = (Path(__file__).resolve().parents[3] / "noxfile.py").read_text()
+    sessions = set(re.findall(r"@nox\.session\([^)]*\)\ndef (\w+)\(", noxfile))
+    assert set(COMMANDS) <= sessions, set(COMMANDS) - sessions
+    with pytest.raises(ConfigError, match=r"'unti' is no session a row can run; did you mean 'unit'\?"):
+        parse_steps("feature", ["build", "unti"])
