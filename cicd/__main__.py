@@ -247,7 +247,13 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
 
         if command == "status":
             rows = environments.status(ctx)
-            return 0, rows, environments.format_status(rows)
+            unasked = [r["environment"] for r in rows if not r["asked"]]
+            if unasked:  # a table of dashes is no status: said, and not exit 0
+                logging.getLogger("cicd").error(
+                    "error: could not ask the host of %s (see the warnings above): the status is incomplete",
+                    ", ".join(unasked),
+                )
+            return (2 if unasked else 0), rows, environments.format_status(rows)
         if command == "acceptance":
             return 0, environments.acceptance(ctx, args.environment, _strip(args.pytest_args)), None
         stage = {"deploy": environments.deploy, "promote": environments.promote, "rollback": environments.rollback}

@@ -16,10 +16,18 @@ from pathlib import Path
 MARKERS = r"^(<{7}|>{7})( |$)"
 
 
+class _Unusable(Exception):
+    pass
+
+
 def _git(root: Path, *args: str) -> list[str]:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    except OSError as err:  # no git, or no such folder
+        raise _Unusable(f"cannot run git in {root} ({err.strerror or err})") from None
     if done.returncode not in (0, 1):  # git grep: 1 = nothing found
-        raise SystemExit(f"error: git {args[0]} failed in {root}: {done.stderr.strip() or done.returncode}")
+        why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        raise _Unusable(f"git {args[0]} failed in {root}: {why}; run it in the project's folder (or pass --root)")
     return [line for line in done.stdout.splitlines() if line]
 
 
@@ -35,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cicd.conflicts", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("."), help="the project (default: here)")
     root: Path = parser.parse_args(argv).root
-    files = conflicted(root)
+    try:
+        files = conflicted(root)
+    except _Unusable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if files:
         print(
             f"error: conflicts in {', '.join(files)}: in each, keep the side you want and delete the "

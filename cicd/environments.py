@@ -373,10 +373,12 @@ def status(ctx: Context) -> list[dict[str, Any]]:
         latest = history(records, env.name)
         tagged = ctx.repo.tag(env.tag) if env.tag else None
         live: Live | None = None
+        asked = True
         try:
             live = get_target(ctx, env).live()
         except Exception as err:  # one unreachable target must not hide the others
             log.warning("%s: cannot read the target: %s", env.name, err)
+            asked = False
         rows.append(
             {
                 "environment": env.name,
@@ -384,7 +386,12 @@ def status(ctx: Context) -> list[dict[str, Any]]:
                 "version": latest[0].version if latest else "-",
                 "digest": latest[0].digest if latest else "-",
                 "running": live.digest if live else "-",
-                "health": ("healthy" if live.healthy else "UNHEALTHY") if live else "not running",
+                "health": ("healthy" if live.healthy else "UNHEALTHY")
+                if live
+                else "not running"
+                if asked
+                else "UNKNOWN",
+                "asked": asked,  # False: its host (engine) could not be asked; the status is incomplete
                 "url": env.url,
                 "host": env.host or "local",
                 "colour": (live.colour or "-") if live else "-",

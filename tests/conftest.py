@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,22 +22,41 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Tests that use the session's one release (tests/integration/conftest.py's ``released_flow``)
 # run on one pytest-xdist worker, so the release is made once per run, not once per worker.
-_SHARED_RELEASE = {"released_flow", "release_image"}
+_SHARED_RELEASE = re.compile(r"\b(released_flow|release_image)\b")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The folder → marker rule; and an xdist group for each module (its module-scoped fixtures
-    are made once, on one worker) or for the tests sharing one release."""
-    xdist = config.pluginmanager.hasplugin("xdist")  # not installed in a project's own sessions
+    """The folder → marker rule: tests/unit → ``unit``, and so on."""
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in _FOLDER_MARKERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-        if not xdist:
-            continue
-        shares = _SHARED_RELEASE & set(getattr(item, "fixturenames", ()))
-        item.add_marker(pytest.mark.xdist_group("released-flow" if shares else item.nodeid.split("::", 1)[0]))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which a project's own sessions may not have
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (``run_tests.py --workers N``): each module is one unit of work, on one
+    worker, so its module-scoped fixtures are made once; the modules sharing the session's one
+    release are one unit together. Units go out in collection order (the slow ones first: see
+    :class:`_SlowFirst`). A scheduler rather than ``xdist_group`` marks: with pytest 9 those no
+    longer reach the scheduler (xdist 3.8 renames nodes in a way pytest 9 ignores)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    shared: dict[str, bool] = {}
+
+    def shares(module: str) -> bool:
+        if module not in shared:
+            path = Path(str(config.rootpath)) / module
+            shared[module] = path.is_file() and bool(_SHARED_RELEASE.search(path.read_text(errors="replace")))
+        return shared[module]
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "the shared release" if shares(module) else module
+
+    return ByModule(config, log)
 
 
 class _SlowFirst:

@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if workers > 0 and not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in pytest_args):
         if importlib.util.find_spec("xdist") is None:
             parser.error(f"--workers {workers} needs pytest-xdist (in the dev requirements); --workers 0 runs without")
-        # loadgroup: the groups tests/conftest.py gives keep a module (or a shared release) on one
+        # tests/conftest.py's scheduler keeps a module (or the modules sharing a release) on one
         # worker; --no-loadscope-reorder keeps the order it chose (the slow modules first).
-        extra += ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
+        extra += ["-n", str(workers), "--dist", "loadscope", "--no-loadscope-reorder"]
     return int(pytest.main([*paths, *extra, *pytest_args]))
 
 

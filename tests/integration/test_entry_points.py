@@ -48,6 +48,9 @@ CASES = [
         "cicd", "missing component", "build", says=r"no Docker engine answers.*start dockerd", cwd="root", env=NO_ENGINE
     ),
     case(
+        "cicd", "missing component", "status", says=r"could not ask the host of .*incomplete", cwd="root", env=NO_ENGINE
+    ),
+    case(
         "cicd", "missing file", "merge", "no-such-branch", says=r"no branch.*no-such-branch.*check the name", cwd="root"
     ),
     case("cicd.lint_tools", "bad argument", "--no-such-flag", says=BAD_ARG),
@@ -64,6 +67,8 @@ CASES = [
         env={"PATH": "/nonexistent"},
     ),
     case("cicd.audit", "bad argument", "--no-such-flag", says=BAD_ARG),
+    case("cicd.conflicts", "bad argument", "--no-such-flag", says=BAD_ARG),
+    case("cicd.conflicts", "missing component", "--root", "{tmp}", says=r"git diff failed in .*not a git repository"),
     case(
         "cicd.audit",
         "missing component",
