@@ -335,6 +335,14 @@ def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
     registry: Registry = flow["registry"]
     catalog = request_json(f"http://{registry.address}/v2/_catalog")[1]["repositories"]
     tags = {repo: request_json(f"http://{registry.address}/v2/{repo}/tags/list")[1]["tags"] for repo in catalog}
+    source = git(flow["work"], "remote", "get-url", "origin")
+    ours = [
+        i
+        for i in engine.client.api.images(all=True)
+        if (i.get("Labels") or {}).get("org.opencontainers.image.source") == source
+        or any(t.startswith(f"{registry.address}/") for t in i.get("RepoTags") or [])
+    ]
+    assert ours, f"no image from {source} on the engine: the snapshot would compare nothing"
     return {
         "refs": git(flow["work"], "for-each-ref", "--format=%(refname) %(objectname)"),
         "origin": git(flow["origin"], "for-each-ref", "--format=%(refname) %(objectname)"),
@@ -343,11 +351,17 @@ def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
             git(flow["work"], "status", "--porcelain"),
         ),
         # the low-level lists: one API call each (the high-level ones inspect every image, and an
-        # engine kept between CI runs holds hundreds)
-        "images": sorted(
-            (str(i["Id"]), tuple(sorted(i.get("RepoTags") or []))) for i in engine.client.api.images(all=True)
+        # engine kept between CI runs holds hundreds); only this flow's, since other modules build
+        # and run on the same engine meanwhile: images from this repository (their source label
+        # names its origin) or tagged for its registry, and containers of those images or of its
+        # environments' ports (the services, proxies and locks)
+        "images": sorted((str(i["Id"]), tuple(sorted(i.get("RepoTags") or []))) for i in ours),
+        "containers": sorted(
+            (str(c["Id"]), str(c["State"]))
+            for c in engine.client.api.containers(all=True)
+            if c.get("ImageID") in {i["Id"] for i in ours}
+            or (c.get("Labels") or {}).get("io.trainyard.port") in {str(p) for p in flow["ports"].values()}
         ),
-        "containers": sorted((str(c["Id"]), str(c["State"])) for c in engine.client.api.containers(all=True)),
         "registry": tags,
     }
 

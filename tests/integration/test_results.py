@@ -96,7 +96,8 @@ def seen(project: dict[str, Any]) -> dict[str, Any]:
     out["release_data_changed"], _ = step(project, "release")
 
     # Tamper with the bundle that last release stored, then release a new commit of the same inputs.
-    stored = _store() / "train" / out["release_data_changed"]["training"]["key"].removeprefix("sha256:")
+    trained = out["release_data_changed"]["training"]
+    stored = _store() / "train" / trained["key"].removeprefix("sha256:") / trained["bundle"].removeprefix("sha256:")
     joblib = next(stored.rglob("*.joblib"))
     joblib.write_bytes(joblib.read_bytes() + b"\0")
     git(work, "commit", "--quiet", "--allow-empty", "-m", "docs: nothing the model sees")
