@@ -544,11 +544,12 @@ def _check_environments(r: _Reader, environments: Mapping[str, Environment], bra
                     + (f"; did you mean {near[0]!r}?" if near else ""),
                 )
     ports = [e.port for e in environments.values() if e.target == "docker"]
-    for port in sorted({p for p in ports if ports.count(p) > 1}):
-        names = [e.name for e in environments.values() if e.target == "docker" and e.port == port]
+    shared = sorted({p for p in ports if ports.count(p) > 1})
+    if shared:
+        names = [e.name for e in environments.values() if e.target == "docker" and e.port == shared[0]]
         raise r.fail(
             "environments",
-            f"{' and '.join(names)} share port {port}; give each environment a port of its own "
+            f"{' and '.join(names)} share port {shared[0]}; give each environment a port of its own "
             f"(environments.{names[-1]}.port)",
         )
     behind = [p for e in environments.values() if e.proxied for p in e.colours.values()]

@@ -379,6 +379,10 @@ def status(ctx: Context) -> list[dict[str, Any]]:
         except Exception as err:  # one unreachable target must not hide the others
             log.warning("%s: cannot read the target: %s", env.name, err)
             asked = False
+        if live is not None:
+            health = "healthy" if live.healthy else "UNHEALTHY"
+        else:
+            health = "not running" if asked else "UNKNOWN"
         rows.append(
             {
                 "environment": env.name,
@@ -386,11 +390,7 @@ def status(ctx: Context) -> list[dict[str, Any]]:
                 "version": latest[0].version if latest else "-",
                 "digest": latest[0].digest if latest else "-",
                 "running": live.digest if live else "-",
-                "health": ("healthy" if live.healthy else "UNHEALTHY")
-                if live
-                else "not running"
-                if asked
-                else "UNKNOWN",
+                "health": health,
                 "asked": asked,  # False: its host (engine) could not be asked; the status is incomplete
                 "url": env.url,
                 "host": env.host or "local",

@@ -203,10 +203,10 @@ class Repo:
         if self.signing is None:
             return
         self.signing.check_allowed_signers()
-        with self.signing.sign_args(self._configured_key()) as args:
+        configured = self._configured_key()
+        with self.signing.sign_args(configured) as args:
             key = next((a.split("=", 1)[1] for a in args if a.startswith("user.signingkey=")), None)
-            configured = self._configured_key() or ""
-            public = configured.removeprefix("key::") if configured.startswith("key::") else None
+            public = configured.removeprefix("key::") if configured and configured.startswith("key::") else None
             if key is not None:  # a private key file: its public half, as ssh-keygen derives it
                 derived = subprocess.run(
                     ["ssh-keygen", "-y", "-f", key], capture_output=True, text=True, timeout=10,

@@ -179,9 +179,8 @@ def _act(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> sub
     return subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=1500, check=False)
 
 
-def _azure_steps(stage: str) -> list[dict[str, Any]]:
+def _azure_steps(spec: dict[str, Any], stage: str) -> list[dict[str, Any]]:
     """The stage's ``script`` steps, with the job's variables, as azure-pipelines.yml lists them."""
-    spec = yaml.safe_load((ROOT / "azure-pipelines.yml").read_text())
     found = next(s for s in spec["stages"] if s["stage"] == stage)
     steps: list[dict[str, Any]] = []
     for job in found["jobs"]:
@@ -222,7 +221,7 @@ def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> s
     spec = yaml.safe_load((ROOT / "azure-pipelines.yml").read_text())
     pipeline = {k: _expand(v, workspace) for k, v in job_variables(spec)[0].items()}  # the top-level variables
     out = []
-    for step in _azure_steps(job.name):
+    for step in _azure_steps(spec, job.name):
         variables = {k: v for group in step["groups"] for k, v in groups[group].items()}  # linked to this job only
         linked = {k: v for k, v in variables.items() if k not in secrets}
         step_env = {**env, **agent, **pipeline, **linked, **step["variables"]}

@@ -343,6 +343,7 @@ def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
         or any(t.startswith(f"{registry.address}/") for t in i.get("RepoTags") or [])
     ]
     assert ours, f"no image from {source} on the engine: the snapshot would compare nothing"
+    our_images, our_ports = {i["Id"] for i in ours}, {str(p) for p in flow["ports"].values()}
     return {
         "refs": git(flow["work"], "for-each-ref", "--format=%(refname) %(objectname)"),
         "origin": git(flow["origin"], "for-each-ref", "--format=%(refname) %(objectname)"),
@@ -359,8 +360,7 @@ def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
         "containers": sorted(
             (str(c["Id"]), str(c["State"]))
             for c in engine.client.api.containers(all=True)
-            if c.get("ImageID") in {i["Id"] for i in ours}
-            or (c.get("Labels") or {}).get("io.trainyard.port") in {str(p) for p in flow["ports"].values()}
+            if c.get("ImageID") in our_images or (c.get("Labels") or {}).get("io.trainyard.port") in our_ports
         ),
         "registry": tags,
     }

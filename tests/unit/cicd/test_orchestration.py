@@ -437,14 +437,20 @@ def test_a_good_swap_retires_every_other_container(health: Any) -> None:
     assert set(fake_engine(ctx).containers.limits.values()) == {("512m", 64)}  # the spec's limits, every start
 
 
-def test_behind_a_proxy_a_deploy_switches_colours_and_a_rollback_starts_the_kept_one(health: Any) -> None:
+def _two_deploys_behind_a_proxy(health: Any) -> Context:
+    """Staging behind a proxy: 0.1.0 deployed (blue), then 0.2.0 (green; blue stopped and kept)."""
     ctx = context(config(staging={"proxy": True, "service_ports": (free_port(), free_port())}))
     health(ctx)
-    containers, registry = fake_engine(ctx).containers, fake_engine(ctx).registry
     release(ctx, "0.1.0", "a" * 64)
     environments.deploy(ctx, "staging")
     release(ctx, "0.2.0", "b" * 64, minutes=5)
     environments.deploy(ctx, "staging")
+    return ctx
+
+
+def test_behind_a_proxy_a_deploy_switches_colours_and_a_rollback_starts_the_kept_one(health: Any) -> None:
+    ctx = _two_deploys_behind_a_proxy(health)
+    containers, registry = fake_engine(ctx).containers, fake_engine(ctx).registry
     steps = [line.split()[0] + (" " + line.split()[-1] if line.startswith(("proxy", "switch")) else "")
              for line in containers.log]  # fmt: skip
     # blue starts and the proxy starts on it; green starts, the proxy switches, blue stops (kept)
@@ -461,13 +467,8 @@ def test_behind_a_proxy_a_deploy_switches_colours_and_a_rollback_starts_the_kept
 def test_behind_a_proxy_a_kept_colour_with_other_settings_is_not_started_again(health: Any) -> None:
     """A kept colour runs the digest, but was started with other settings: a new container starts
     from the image it has (nothing pulled), with the settings the spec now says."""
-    ctx = context(config(staging={"proxy": True, "service_ports": (free_port(), free_port())}))
-    health(ctx)
+    ctx = _two_deploys_behind_a_proxy(health)
     containers, registry = fake_engine(ctx).containers, fake_engine(ctx).registry
-    release(ctx, "0.1.0", "a" * 64)
-    environments.deploy(ctx, "staging")
-    release(ctx, "0.2.0", "b" * 64, minutes=5)
-    environments.deploy(ctx, "staging")
     (blue,) = [c for c in containers.items.values() if c.labels.get("io.trainyard.colour") == "blue"]
     staging = ctx.config.environment("staging")
     moved = replace(staging, settings={"env": {"MODEL_DIR": "/elsewhere"}})
