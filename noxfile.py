@@ -179,7 +179,11 @@ def drift(session: nox.Session) -> None:
 def contract(session: nox.Session) -> None:
     """Check the project's package against the bring-your-own-model contract (cicd/README.md), one
     line per gap; ``lint`` runs the same check inside the build image."""
-    session.install("--require-hashes", "-r", TOOLKIT, "-r", TEST)  # the package's commands answer --help
+    session.install("--require-hashes", "-r", TOOLKIT)
+    if Path(TEST).is_file():  # with its pinned requirements, the package's commands answer --help
+        session.install("--require-hashes", "-r", TEST)
+    else:  # one of the gaps the check names: go on to name them all, rather than stop at this one
+        session.warn(f"{TEST} is missing: the package's commands are asked for --help without their requirements")
     session.run("python", "-m", "cicd.contract", *session.posargs)
 
 

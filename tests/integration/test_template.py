@@ -247,6 +247,19 @@ def test_the_readmes_copy_and_the_projects_update_commands_work_verbatim(templat
     git(project, "commit", "--quiet", "-m", "churn-model, from Trainyard")
     venv = readme_commands(project)[1].split(" && .venv/bin/nox")[0]  # the README's venv with nox
     _run("bash", "-c", venv, cwd=project)
+    # The contract runs where a file it asks for is missing, and names it (it once stopped at
+    # installing that very file: "File not found: ./src/requirements/test.txt").
+    pins = project / "src/requirements/test.txt"
+    kept = pins.read_bytes()
+    pins.unlink()
+    try:
+        gaps = subprocess.run([".venv/bin/nox", "-s", "contract"], cwd=project, capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+    finally:
+        pins.write_bytes(kept)
+    said = gaps.stdout + gaps.stderr
+    assert gaps.returncode != 0 and "contract: src/requirements/test.txt: missing" in said, said[-3000:]
+    assert "File not found" not in said, said[-3000:]
     [update] = [line for block in _bash_blocks(project / "README.md") for line in block if "-s update" in line]
     assert update == ".venv/bin/nox -s update", update
 
