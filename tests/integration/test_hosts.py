@@ -33,11 +33,11 @@ from cicd.errors import EngineUnavailableError
 from cicd.http import free_port
 from cicd.images import Engine
 from tests.integration.conftest import (
+    Registry,
     cicd,
     git,
     make_project,
     missing,
-    start_registry,
     toolkit_command,
     toolkit_env,
 )
@@ -123,12 +123,12 @@ def _spec(work: Path, staging: TLSHost, production: SSHHost) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def hosts(
-    tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, proxy_image: str
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str, proxy_image: str, registry: Registry
 ) -> Iterator[dict[str, Any]]:
+    # The session's registry (this module shares its worker with the session's release): the
+    # layers already there are not compressed and pushed again; nothing here stops it.
     scratch = tmp_path_factory.mktemp("hosts")
-    registry = start_registry(scratch / "registry")
     with ExitStack() as stack:
-        stack.callback(registry.stop)
         try:
             staging = stack.enter_context(tls_host("staging", scratch))
             production = stack.enter_context(ssh_host("production", scratch))
