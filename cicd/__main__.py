@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from cicd import proc
-from cicd.errors import CICDError, ConfigError, run_cli
+from cicd.errors import ConfigError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-# The toolkit's own requirements (cicd/requirements.txt) by the name each is imported as: a Python
-# without them (the README's venv holds nox, not these) gets one line saying how to get them.
-REQUIRED = {"yaml": "PyYAML", "docker": "docker", "git": "GitPython", "semver": "semver", "requests": "requests"}
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool, branch: bool = True) -> None:
@@ -142,21 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         handlers=[_Stderr()], format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True
     )
-    return run_cli(lambda: _with_requirements(args))
-
-
-def _with_requirements(args: argparse.Namespace) -> int:
-    try:
-        return _dispatch(args)
-    except ModuleNotFoundError as err:
-        top = (err.name or "").split(".")[0]
-        if top not in REQUIRED:
-            raise
-        raise CICDError(
-            f"this Python ({sys.executable}) lacks the toolkit's requirements: no module {top} ({REQUIRED[top]}); "
-            "install them with `pip install --require-hashes -r cicd/requirements.txt`, or run the step through "
-            "nox (`nox -s <session>`), which does"
-        ) from None
+    return run_cli(lambda: _dispatch(args))
 
 
 def plain(value: Any) -> Any:

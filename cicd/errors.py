@@ -208,13 +208,30 @@ def report(problems: list[str], all_clear: str) -> int:
     return 1 if problems else 0
 
 
+# The toolkit's own requirements (cicd/requirements.txt) by the name each is imported as: a Python
+# without them (the README's venv holds nox, not these) gets one line saying how to get them.
+REQUIRED = {"yaml": "PyYAML", "docker": "docker", "git": "GitPython", "semver": "semver", "requests": "requests"}
+
+
 def run_cli(main: Callable[[], int]) -> int:
-    """Run an entry point: a :class:`CICDError` becomes one ``error:`` line and its exit code."""
+    """Run an entry point: a :class:`CICDError` becomes one ``error:`` line and its exit code, and
+    so does a missing requirement of the toolkit's (exit 2)."""
     try:
         return main()
     except CICDError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as err:
+        top = (err.name or "").split(".")[0]
+        if top not in REQUIRED:
+            raise
+        print(
+            f"error: this Python ({sys.executable}) lacks the toolkit's requirements: no module {top} "
+            f"({REQUIRED[top]}); install them with `pip install --require-hashes -r cicd/requirements.txt`, or run "
+            "the step through nox (`nox -s <session>`), which does",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -131,11 +131,12 @@ def test_the_local_demo_runs_the_packages_own_commands_end_to_end(tmp_path: Path
     assert (tmp_path / "evaluation" / "evaluation.png").is_file()
 
 
-def test_a_python_without_the_toolkits_requirements_is_told_how_to_get_them() -> None:
-    """The README's venv holds nox, not the toolkit's requirements: ``python -m cicd`` from such a
-    Python says so in one line (here a Python started without its site-packages: no PyYAML, no
-    GitPython), never with a traceback."""
-    command = [sys.executable, "-S", "-m", "cicd", "config"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+@pytest.mark.parametrize("command", [["cicd", "config"], ["cicd.contract"], ["cicd.locks"]], ids=" ".join)
+def test_a_python_without_the_toolkits_requirements_is_told_how_to_get_them(command: list[str]) -> None:
+    """The README's venv holds nox, not the toolkit's requirements: ``python -m cicd`` (and the
+    other entry points through ``run_cli``) from such a Python says so in one line (here a Python
+    started without its site-packages: no PyYAML, no GitPython), never with a traceback."""
+    argv = [sys.executable, "-S", "-m", *command]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "lacks the toolkit's requirements" in done.stderr and "-r cicd/requirements.txt" in done.stderr, done.stderr
