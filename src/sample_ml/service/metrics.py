@@ -85,11 +85,23 @@ class RequestMetrics:
             return
         status = 500  # unless the app answers
         start = time.perf_counter()
+        counted = False
+
+        def count() -> None:
+            nonlocal counted
+            if not counted:
+                counted = True
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                method = str(scope.get("method", ""))
+                REQUESTS.labels(route, method, str(status)).inc()
+                LATENCY.labels(route, method).observe(time.perf_counter() - start)
 
         async def noted(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                count()  # before the last byte leaves: a client that has its answer finds it counted
             await send(message)
 
         IN_FLIGHT.inc()
@@ -97,7 +109,4 @@ class RequestMetrics:
             await self.app(scope, receive, noted)
         finally:
             IN_FLIGHT.dec()
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = str(scope.get("method", ""))
-            REQUESTS.labels(route, method, str(status)).inc()
-            LATENCY.labels(route, method).observe(time.perf_counter() - start)
+            count()  # an app that failed before it answered: a 500
