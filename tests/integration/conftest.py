@@ -43,6 +43,20 @@ IN_CI = (
     or os.environ.get("TF_BUILD", "").lower() == "true"
 )
 BASE_CANDIDATES = ("python:3.11-slim", "local/python:3.11-bookworm")
+RELEASE_TESTS = Path(__file__).resolve().parent / "release_image"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The release image's own suite, in a whole run, is run once, by the ``integration`` stage
+    that test_release_flow.py calls against the session's release (and asserts all of it passed),
+    not a second time against the same image. Asked for (``--release-image``, or its folder named
+    on the command line) or without that module (a project's own suite), it is collected here."""
+    if collection_path != RELEASE_TESTS or not (RELEASE_TESTS.parent / "test_release_flow.py").exists():
+        return None
+    if config.getoption("--release-image"):
+        return None
+    named = [Path(arg.split("::", 1)[0]).resolve() for arg in config.args]
+    return not any(p == RELEASE_TESTS or RELEASE_TESTS in p.parents for p in named)
 
 
 def new_batch(

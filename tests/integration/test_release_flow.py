@@ -14,11 +14,19 @@ import pytest
 
 from cicd.images import Engine
 from cicd.signing import strip_signature
-from tests.integration.conftest import RELEASE_NAME, SOURCE, SPEC, cicd, git, make_project, missing, start_registry
+from tests.integration.conftest import (
+    RELEASE_NAME,
+    RELEASE_TESTS,
+    SOURCE,
+    SPEC,
+    cicd,
+    git,
+    make_project,
+    missing,
+    start_registry,
+)
 
 pytestmark = pytest.mark.slow(seconds=100)  # left out by --fast; the estimate orders the workers
-
-RELEASE_TESTS = Path(__file__).resolve().parent / "release_image"
 
 
 def test_release_is_recorded_in_git_and_pushed_by_digest(
