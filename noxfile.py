@@ -154,6 +154,13 @@ def status(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def doctor(session: nox.Session) -> None:
+    """What this project still needs before its flow runs (git, signing key, origin, registry,
+    hosts), each with its command; exit 1 while something is left to do. Writes nothing."""
+    _cicd(session, "doctor")
+
+
+@nox.session(python=PYTHON, default=False)
 def ci(session: nox.Session) -> None:
     """Run the flow's row for this branch and event (CI variables, or ``-- --branch B --event E``);
     ``-- --plan`` prints it."""

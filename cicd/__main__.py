@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("environment")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     sub.add_parser("status", help="for each environment: commit, version, digest and live health")
+    sub.add_parser("doctor", help="what this project still needs before its flow runs, each with its command")
     p = sub.add_parser("retrain", help="drift check and champion/challenger; an accepted model goes to a new branch")
     p.add_argument("--force", action="store_true", help="train and compare a challenger even without drift")
     p.add_argument("--model-dir", type=Path, help="the champion's bundle (default: trained from this commit)")
@@ -181,7 +182,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         code, result, human = _run(ctx, args)
         doc = {"command": args.command, "dry_run": args.dry_run, "result": plain(result), "writes": ctx.writes.journal}
         text = json.dumps(doc, indent=2, sort_keys=True, default=str)
-        if args.command not in ("config", "version"):
+        if args.command not in ("config", "version", "doctor"):  # these only read
             _keep(root, args, text)
         if args.json:
             print(text)
@@ -213,6 +214,11 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
         return 0, {"version": version}, version
     if command == "ci":
         return _ci(ctx, args)
+    if command == "doctor":
+        from cicd import doctor
+
+        checks = doctor.run(ctx.root, ctx.config, ctx.env)
+        return (1 if any(c.ok is False for c in checks) else 0), checks, doctor.report(checks)
     if command == "retrain":
         from cicd.retrain import retrain
 
