@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,6 +401,20 @@ class Repo:
             self._git("checkout", "--quiet", start)
 
 
+def _project_files(source: Path) -> list[str]:
+    """``source``'s files as git sees them (tracked and new, not ignored). A folder that is no
+    repository yet (a project right after ``copier copy``) is read through an empty git directory
+    of its own, so its ``.gitignore`` still applies and the folder itself is untouched."""
+    args = ["ls-files", "--cached", "--others", "--exclude-standard", "-z"]
+    try:
+        out = git.Repo(source).git.execute(["git", *args])
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        with tempfile.TemporaryDirectory(prefix="trainyard-ls-") as empty:
+            git.Repo.init(empty, bare=True)
+            out = git.Git().execute(["git", f"--git-dir={empty}", f"--work-tree={source}", *args])
+    return [rel for rel in str(out).split("\0") if rel]
+
+
 def throwaway_clone(
     source: Path,
     dest: Path,
@@ -417,7 +432,7 @@ def throwaway_clone(
     ``signing.required: false`` instead."""
     origin, work = dest / "origin.git", dest / "work"
     git.Repo.init(origin, bare=True, initial_branch=main)
-    listed = git.Repo(source).git.ls_files("--cached", "--others", "--exclude-standard", "-z").split("\0")
+    listed = _project_files(source)
     git.Repo.init(work, initial_branch=main)
     for rel in filter(None, listed):
         src = source / rel

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from cicd.errors import CICDError, EngineUnavailableError, GitError
-from cicd.gitops import Repo
+from cicd.gitops import Repo, throwaway_clone
 from cicd.images import ContextFile, Engine
 from cicd.images.builds import Images
 from cicd.images.containers import Containers
@@ -79,6 +79,22 @@ def test_git_boundary_on_what_does_not_exist(repo: Repo, name: str, call: Callab
 def test_git_boundary_outside_a_repository(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not inside a git repository"):
         Repo(tmp_path)
+
+
+def test_a_throwaway_clone_of_a_folder_that_is_no_repository_yet(tmp_path: Path) -> None:
+    """A project right after ``copier copy`` (the README's first command runs the demo there): its
+    files as git would take them, its .gitignore applied, the folder left without a repository."""
+    fresh = tmp_path / "fresh"
+    (fresh / "src").mkdir(parents=True)
+    (fresh / "src/model.py").write_text("x = 1\n")
+    (fresh / ".gitignore").write_text("artifacts/\n*.pyc\n")
+    (fresh / "artifacts").mkdir()
+    (fresh / "artifacts/big.bin").write_bytes(b"0" * 10)
+    (fresh / "src/model.pyc").write_bytes(b"0")
+    work, origin = throwaway_clone(fresh, tmp_path / "copy")
+    assert sorted(git(work, "ls-files").splitlines()) == [".gitignore", "src/model.py"]
+    assert git(origin, "branch", "--format=%(refname:short)").split() == ["develop", "main"]
+    assert not (fresh / ".git").exists()
 
 
 MISSING_IMAGE = "trainyard/no-such-image:0"

@@ -6,7 +6,7 @@
 - ``copier update`` to a newer commit keeps the project's edits, takes the toolkit's changes, and
   shows a clash as conflict markers.
 - The Python version asked for is the one every part of the project reads.
-- That minimal project runs its README's two commands, verbatim, in a fresh clone: the main job
+- That minimal project runs its README's two commands, verbatim, right after the copy (no git yet): the main job
   carries it through the whole flow for real (build, unit, release with its own gate, integration,
   merge, a staging deploy that its acceptance tests pass, promotion, status), and its tests pass.
 - Added to an existing repository, it leaves the package and tests there untouched, and the
@@ -183,19 +183,16 @@ def test_trainyard_joins_an_existing_repository_and_its_feature_row_passes(
 
 def test_a_generated_classifier_runs_the_readmes_two_commands(tmp_path: Path, template: Path, base_image: str) -> None:
     """The generated project's README starts with the same two commands, and both work there, run
-    verbatim as a user runs them in a fresh clone: the main job carries the classifier through
-    build, unit tests, release (trained, evaluated and gated), integration, merge, a staging
-    deploy with its acceptance tests, promotion and status; the tests pass."""
-    churn = render(template, tmp_path / "churn", **CHURN)
-    git(tmp_path, "init", "--quiet", "--initial-branch=main", str(churn))
-    git(churn, "add", "-A")
-    git(churn, "commit", "--quiet", "-m", "churn-model, from Trainyard")
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "--quiet", str(churn), str(clone))
-    main_job, tests = readme_commands(clone)
+    verbatim right after `copier copy`, before any `git init`: the main job carries the
+    classifier through build, unit tests, release (trained, evaluated and gated), integration,
+    merge, a staging deploy with its acceptance tests, promotion and status; the tests pass.
+    (From a clone, the newcomer test runs the same command.)"""
+    project = render(template, tmp_path / "churn", **CHURN)
+    assert not (project / ".git").exists()
+    main_job, tests = readme_commands(project)
     env = {"TRAINYARD_BASE_IMAGE": base_image, "CI": "true"}
 
-    done = _run("bash", "-c", main_job, cwd=clone, env=env)
+    done = _run("bash", "-c", main_job, cwd=project, env=env)
     out = done.stdout + done.stderr
     found = re.search(r"^report: (\S+)$", out, re.MULTILINE)
     assert found, out[-3000:]
@@ -212,7 +209,7 @@ def test_a_generated_classifier_runs_the_readmes_two_commands(tmp_path: Path, te
     assert metrics["model_name"] == "logistic_regression" and "rmse" not in metrics["model"], metrics
     assert metrics["model"]["accuracy"] > metrics["baseline"]["accuracy"], metrics
 
-    said = _run("bash", "-c", tests, cwd=clone, env=env).stdout
+    said = _run("bash", "-c", tests, cwd=project, env=env).stdout
     assert re.search(r"^=+ \d+ passed in [^,]*=+$", said, re.MULTILINE), said[-3000:]  # nothing failed or skipped
 
 
