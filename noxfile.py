@@ -10,8 +10,9 @@ prerequisite.
     nox -s promote -- production                               # manual, approved
     nox -s retrain              # scheduled: drift check, champion/challenger, retrain/<date> branch
     nox -s drift -- --source production   # drift check on an environment's prediction log
-    nox -s bench / nox -s drills  # figures: speed and size beside a naive baseline; failure drills
+    nox -s bench / nox -s drills  # figures beside a naive baseline; failure drills (Trainyard's own)
     nox -s contract             # does the package provide what the toolkit calls? one line per gap
+    nox -s doctor               # the first day: what is still to do before the flow runs, with commands
     nox -s update               # in a project made from Trainyard: copier update, then any conflicts named
 
 Every session takes the toolkit's global options after ``--``: ``nox -s release -- --dry-run``
@@ -217,15 +218,16 @@ def _benchmarks(session: nox.Session, module: str) -> None:
     session.run("python", "-m", f"benchmarks.{module}", *session.posargs)
 
 
-@nox.session(python=PYTHON, default=False)
-def bench(session: nox.Session) -> None:
-    """Benchmarks, ours beside a naive single-stage baseline: builds, image sizes, the feature stage,
-    the whole flow cold and warm, promotion, serving latency. Prints a table, writes JSON."""
-    _benchmarks(session, "run")
+if (Path(__file__).resolve().parent / "benchmarks").is_dir():  # Trainyard's own; a project made from it has none
 
+    @nox.session(python=PYTHON, default=False)
+    def bench(session: nox.Session) -> None:
+        """Benchmarks, ours beside a naive single-stage baseline: builds, image sizes, the feature stage,
+        the whole flow cold and warm, promotion, serving latency. Prints a table, writes JSON."""
+        _benchmarks(session, "run")
 
-@nox.session(python=PYTHON, default=False)
-def drills(session: nox.Session) -> None:
-    """Failure drills: kill a deploy mid-swap, drop the registry mid-push, no engine, unhealthy
-    service, taken port, five promotions at once, malformed specs, a canary password."""
-    _benchmarks(session, "drills")
+    @nox.session(python=PYTHON, default=False)
+    def drills(session: nox.Session) -> None:
+        """Failure drills: kill a deploy mid-swap, drop the registry mid-push, no engine, unhealthy
+        service, taken port, five promotions at once, malformed specs, a canary password."""
+        _benchmarks(session, "drills")

@@ -233,7 +233,8 @@ def test_the_readmes_copy_and_the_projects_update_commands_work_verbatim(templat
     (bin_dir / "copier").write_text(f'#!/bin/sh\nexec {sys.executable} -m copier "$@"\n')
     (bin_dir / "copier").chmod(0o755)
     answers = " --defaults --data example=minimal --data project_name=churn-model --data ci=github"
-    _run("bash", "-c", copy + answers, cwd=template)
+    copied = _run("bash", "-c", copy + answers, cwd=template)
+    assert ".venv/bin/nox -s doctor" in copied.stdout + copied.stderr  # the first day's next step
     project = template.parent / "my-model"
     assert f"_src_path: {template}\n" in (project / ".copier-answers.yml").read_text()
     relative = _run("bash", "-c", copy.replace('"$PWD"', ".").replace("my-model", "rel") + answers, cwd=template)
@@ -244,6 +245,8 @@ def test_the_readmes_copy_and_the_projects_update_commands_work_verbatim(templat
     git(project, "commit", "--quiet", "-m", "churn-model, from Trainyard")
     venv = readme_commands(project)[1].split(" && .venv/bin/nox")[0]  # the README's venv with nox
     _run("bash", "-c", venv, cwd=project)
+    sessions = _run(".venv/bin/nox", "-l", cwd=project).stdout
+    assert "- doctor ->" in sessions and "- bench ->" not in sessions and "- drills ->" not in sessions, sessions
     # The contract runs where a file it asks for is missing, and names it (it once stopped at
     # installing that very file: "File not found: ./src/requirements/test.txt").
     pins = project / "src/requirements/test.txt"
