@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cicd.config import PipelineConfig
-from cicd.errors import CICDError
+from cicd.errors import CICDError, GitError
 
 SECURITY = "cicd/README.md#security-model"
 
@@ -38,54 +38,40 @@ class Check:
 
 def _git_checks(root: Path, config: PipelineConfig) -> tuple[list[Check], bool]:
     """The repository, its first commit, ``origin`` and the develop branch; whether it has a commit."""
-    import git
+    from cicd.gitops import Repo
 
+    main = "main" if "main" in config.branches.release else config.branches.release[0]
+    start = f"git init --initial-branch={main} && git add -A && git commit -m 'Start from Trainyard'"
     try:
-        repo = git.Repo(root)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        main = "main" if "main" in config.branches.release else config.branches.release[0]
+        repo = Repo(root)
+    except GitError:
         return [
-            Check(
-                "git repository",
-                False,
-                f"{root} is not a git repository (the flow's records are git tags)",
-                f"git init --initial-branch={main} && git add -A && git commit -m 'Start from Trainyard'",
-            )
+            Check("git repository", False, f"{root} is not a git repository (the records are git tags)", start)
         ], False
-    if not repo.head.is_valid():
-        return [
-            Check(
-                "first commit",
-                False,
-                "the repository has no commit yet",
-                'git add -A && git commit -m "Start from Trainyard"',
+    with repo:
+        if repo.root.resolve() != root.resolve():  # found further up: someone else's repository
+            seen = f"{root} is inside the repository at {repo.root}, not one of its own"
+            return [Check("git repository", False, seen, start)], False
+        if not repo.repo.head.is_valid():
+            first = 'git add -A && git commit -m "Start from Trainyard"'
+            return [Check("first commit", False, "the repository has no commit yet", first)], False
+        checks = [Check("git repository", True, f"{root}, at {repo.head()[:12]}")]
+        url = repo.remote_url("origin")
+        if url is None:
+            seen = "no remote named origin: the records and merges are pushed there, and CI clones from it"
+            checks.append(
+                Check(
+                    "origin", False, seen, "git remote add origin <your repository's URL> && git push -u origin --all"
+                )
             )
-        ], False
-    checks = []
-    checks.append(Check("git repository", True, f"{root}, at {repo.head.commit.hexsha[:12]}"))
-    if "origin" not in [r.name for r in repo.remotes]:
-        checks.append(
-            Check(
-                "origin",
-                False,
-                "no remote named origin: the records and merges are pushed there, and CI clones from it",
-                "git remote add origin <your repository's URL> && git push -u origin --all",
-            )
-        )
-    else:
-        checks.append(Check("origin", True, str(repo.remotes.origin.url).split("@")[-1]))
-    develop = config.branches.develop
-    if develop not in [h.name for h in repo.heads]:
-        checks.append(
-            Check(
-                f"branch {develop}",
-                False,
-                f"no {develop} branch: features merge into it, and its CI job makes the releases",
-                f"git branch {develop} && git push origin {develop}",
-            )
-        )
-    else:
-        checks.append(Check(f"branch {develop}", True, "present"))
+        else:
+            checks.append(Check("origin", True, url))
+        develop = config.branches.develop
+        if develop in repo.branches():
+            checks.append(Check(f"branch {develop}", True, "present"))
+        else:
+            seen = f"no {develop} branch: features merge into it, and its CI job makes the releases"
+            checks.append(Check(f"branch {develop}", False, seen, f"git branch {develop} && git push origin {develop}"))
     return checks, True
 
 
