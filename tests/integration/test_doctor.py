@@ -62,7 +62,8 @@ def test_the_first_day_from_a_copy_without_git_to_nothing_left_to_do(tmp_path: P
 
 def test_the_registry_it_names_is_asked(tmp_path: Path) -> None:
     work, _origin = make_project(tmp_path / "project")
-    inner = cicd(work / "model", "--config", str(work / "cicd/pipeline.yaml"), "--json", "doctor", check=False)
+    inner = cicd(work, "--root", str(work / "model"), "--config", str(work / "cicd/pipeline.yaml"), "--json", "doctor",
+                 check=False)  # fmt: skip
     [first] = json.loads(inner.stdout)["result"][:1]  # a folder inside someone else's repository
     assert first["ok"] is False and f"is inside the repository at {work}" in first["seen"], first
     registry = start_registry(tmp_path / "registry")
