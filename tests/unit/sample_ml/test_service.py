@@ -249,3 +249,37 @@ def test_predictions_go_into_the_histogram_as_observe_would_put_them() -> None:
     metrics.observe_predictions(values)
     after = buckets(metrics.PREDICTIONS)
     assert {k: after[k] - before[k] for k in after} == pytest.approx(buckets(one_by_one))
+
+
+def test_a_request_is_counted_before_its_last_byte_leaves() -> None:
+    """A client that has its whole answer finds it counted (with two workers, its next request,
+    ``/metrics``, may reach the other one before the first has finished); an app that fails
+    before it answers is counted as a 500."""
+    import asyncio
+
+    from sample_ml.service.metrics import REQUESTS, RequestMetrics
+
+    def count(status: str) -> float:
+        return float(REQUESTS.labels("unmatched", "GET", status)._value.get())
+
+    async def answers(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+    async def fails(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("broken before any answer")
+
+    seen: list[float] = []
+    before = count("200")
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.body":
+            seen.append(count("200"))
+
+    scope = {"type": "http", "method": "GET"}
+    asyncio.run(RequestMetrics(answers)(scope, None, send))
+    assert seen == [before + 1] and count("200") == before + 1  # counted once, before the body went out
+    failed = count("500")
+    with pytest.raises(RuntimeError):
+        asyncio.run(RequestMetrics(fails)(scope, None, send))
+    assert count("500") == failed + 1
