@@ -134,7 +134,7 @@ def _answers(url: str, opener: Callable[[str], object]) -> str | None:
 
 
 def _open(address: str) -> object:
-    with urllib.request.urlopen(address, timeout=5) as resp:  # noqa: S310 - the registry the spec names
+    with urllib.request.urlopen(address, timeout=5) as resp:  # noqa: S310  # nosec B310 - https/http to the registry the spec names
         return resp.status
 
 
