@@ -32,14 +32,15 @@ nox.options.reuse_venv = "yes"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
+HERE = Path(__file__).resolve().parent  # the project's root
 # The Python the sessions run on, from `.python-version` (also what CI's setup steps install and
 # the locks are compiled for): the version tested. Another minor version is untested, so nox
 # refuses rather than guess.
-PYTHON = (Path(__file__).resolve().parent / ".python-version").read_text().strip()
+PYTHON = (HERE / ".python-version").read_text().strip()
 TOOLKIT = "cicd/requirements.txt"
 # The project's package folder, `package` in cicd/pipeline.yaml (read as text: nox's own venv has
 # no YAML parser); its requirements beside it.
-_SPEC = Path(__file__).resolve().parent / "cicd" / "pipeline.yaml"
+_SPEC = HERE / "cicd" / "pipeline.yaml"
 PACKAGE = "./" + (re.findall(r"(?m)^package:\s*([^\s#]+)", _SPEC.read_text()) or ["src"])[0].strip("\"'")
 TEST = f"{PACKAGE}/requirements/test.txt"  # pytest and the runtime pins
 DEV = f"{PACKAGE}/requirements/dev.txt"  # TEST plus the linters and test tools
@@ -218,7 +219,7 @@ def _benchmarks(session: nox.Session, module: str) -> None:
     session.run("python", "-m", f"benchmarks.{module}", *session.posargs)
 
 
-if (Path(__file__).resolve().parent / "benchmarks").is_dir():  # Trainyard's own; a project made from it has none
+if (HERE / "benchmarks").is_dir():  # Trainyard's own; a project made from it has none
 
     @nox.session(python=PYTHON, default=False)
     def bench(session: nox.Session) -> None:

@@ -217,7 +217,7 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
     if command == "doctor":
         from cicd import doctor
 
-        checks = doctor.run(ctx.root, ctx.config, ctx.env)
+        checks = doctor.run(ctx)
         return (1 if any(c.ok is False for c in checks) else 0), checks, doctor.report(checks)
     if command == "retrain":
         from cicd.retrain import retrain

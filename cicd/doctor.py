@@ -13,15 +13,17 @@ to do, 1 otherwise.
 from __future__ import annotations
 
 import shutil
-import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cicd.config import PipelineConfig
 from cicd.errors import CICDError, GitError
+
+if TYPE_CHECKING:
+    from cicd.context import Context
 
 SECURITY = "cicd/README.md#security-model"
 
@@ -36,47 +38,43 @@ class Check:
     fix: str | None = None
 
 
-def _git_checks(root: Path, config: PipelineConfig) -> tuple[list[Check], bool]:
+def _git_checks(ctx: Context) -> tuple[list[Check], bool]:
     """The repository, its first commit, ``origin`` and the develop branch; whether it has a commit."""
-    from cicd.gitops import Repo
-
-    main = "main" if "main" in config.branches.release else config.branches.release[0]
+    root, release = ctx.root, ctx.config.branches.release
+    main = "main" if "main" in release else release[0]
     start = f"git init --initial-branch={main} && git add -A && git commit -m 'Start from Trainyard'"
     try:
-        repo = Repo(root)
+        repo = ctx.repo
     except GitError:
         return [
             Check("git repository", False, f"{root} is not a git repository (the records are git tags)", start)
         ], False
-    with repo:
-        if repo.root.resolve() != root.resolve():  # found further up: someone else's repository
-            seen = f"{root} is inside the repository at {repo.root}, not one of its own"
-            return [Check("git repository", False, seen, start)], False
-        if not repo.repo.head.is_valid():
-            first = 'git add -A && git commit -m "Start from Trainyard"'
-            return [Check("first commit", False, "the repository has no commit yet", first)], False
-        checks = [Check("git repository", True, f"{root}, at {repo.head()[:12]}")]
-        url = repo.remote_url("origin")
-        if url is None:
-            seen = "no remote named origin: the records and merges are pushed there, and CI clones from it"
-            checks.append(
-                Check(
-                    "origin", False, seen, "git remote add origin <your repository's URL> && git push -u origin --all"
-                )
-            )
-        else:
-            checks.append(Check("origin", True, url))
-        develop = config.branches.develop
-        if develop in repo.branches():
-            checks.append(Check(f"branch {develop}", True, "present"))
-        else:
-            seen = f"no {develop} branch: features merge into it, and its CI job makes the releases"
-            checks.append(Check(f"branch {develop}", False, seen, f"git branch {develop} && git push origin {develop}"))
+    if repo.root.resolve() != root.resolve():  # found further up: someone else's repository
+        seen = f"{root} is inside the repository at {repo.root}, not one of its own"
+        return [Check("git repository", False, seen, start)], False
+    if not repo.repo.head.is_valid():
+        first = 'git add -A && git commit -m "Start from Trainyard"'
+        return [Check("first commit", False, "the repository has no commit yet", first)], False
+    checks = [Check("git repository", True, f"{root}, at {repo.head()[:12]}")]
+    url = repo.remote_url("origin")
+    if url is None:
+        seen = "no remote named origin: the records and merges are pushed there, and CI clones from it"
+        fix = "git remote add origin <your repository's URL> && git push -u origin --all"
+        checks.append(Check("origin", False, seen, fix))
+    else:
+        checks.append(Check("origin", True, url))
+    develop = ctx.config.branches.develop
+    if develop in repo.branches():
+        checks.append(Check(f"branch {develop}", True, "present"))
+    else:
+        seen = f"no {develop} branch: features merge into it, and its CI job makes the releases"
+        checks.append(Check(f"branch {develop}", False, seen, f"git branch {develop} && git push origin {develop}"))
     return checks, True
 
 
-def _signing_check(root: Path, config: PipelineConfig, env: Mapping[str, str], committed: bool) -> Check:
-    if not config.signing.required:
+def _signing_check(ctx: Context, committed: bool) -> Check:
+    spec = ctx.config.signing
+    if not spec.required:
         return Check("signing", True, "off (signing.required: false): records are unsigned, for local use only")
     if not committed:
         return Check(
@@ -85,39 +83,31 @@ def _signing_check(root: Path, config: PipelineConfig, env: Mapping[str, str], c
             "checked once the repository exists",
             f"after the first commit, run this again ({SECURITY})",
         )
-    from cicd.context import Context
-
-    ctx = Context(config=config, root=root, env=dict(env))
     try:
         ctx.repo.check_can_sign()
     except CICDError as err:
-        listed = config.signing.allowed_signers
         fix = (
             "mkdir -p -m 700 ~/.ssh && ssh-keygen -t ed25519 -f ~/.ssh/trainyard -N '' && "
             "git config user.signingkey ~/.ssh/trainyard && "
             'echo "$(git config user.email || echo trainyard) $(cut -d" " -f1,2 ~/.ssh/trainyard.pub)" '
-            f">> {listed}"
+            f">> {spec.allowed_signers}"
         )  # then the new line of that file goes in through review, like any change
         return Check("signing", False, str(err), fix)
-    finally:
-        ctx.close()
-    key = "git's user.signingkey" if not env.get(config.signing.key_env) else config.signing.key_env
-    return Check("signing", True, f"{key} signs, and {config.signing.allowed_signers} lists it")
+    key = spec.key_env if ctx.env.get(spec.key_env) else "git's user.signingkey"
+    return Check("signing", True, f"{key} signs, and {spec.allowed_signers} lists it")
 
 
-def _engine_checks(config: PipelineConfig, env: Mapping[str, str]) -> list[Check]:
-    from cicd.images import Engine
-
+def _engine_checks(ctx: Context) -> list[Check]:
     try:
-        engine = Engine.from_env(env)
+        engine = ctx.engine
     except CICDError as err:
         return [Check("docker engine", False, str(err), "start Docker (or set DOCKER_HOST to an engine that runs)")]
-    with engine:
-        checks = [Check("docker engine", True, engine.where)]
-        base = config.images.base
-        here = engine.images.exists(base)
-        checks.append(Check("base image", True, f"{base} is here" if here else f"{base}: the first build pulls it"))
-    return checks
+    base = ctx.config.images.base
+    here = engine.images.exists(base)
+    return [
+        Check("docker engine", True, engine.where),
+        Check("base image", True, f"{base} is here" if here else f"{base}: the first build pulls it"),
+    ]
 
 
 def _answers(url: str, opener: Callable[[str], object]) -> str | None:
@@ -128,7 +118,7 @@ def _answers(url: str, opener: Callable[[str], object]) -> str | None:
             return scheme
         except urllib.error.HTTPError:
             return scheme  # 401 without credentials: it is there
-        except (OSError, ssl.SSLError):
+        except OSError:  # refused, unreachable, or TLS asked of a plain-HTTP registry
             continue
     return None
 
@@ -139,16 +129,10 @@ def _open(address: str) -> object:
 
 
 def _registry_check(config: PipelineConfig, env: Mapping[str, str], opener: Callable[[str], object] = _open) -> Check:
+    """Whether the spec's registry answers, and its credentials come in pairs. An environment on
+    another host without a registry is that host's line (:meth:`Context.engine_for` refuses it)."""
     registry = config.registry
-    remote = [e.name for e in config.environments.values() if e.host and not e.host.startswith("unix://")]
     if registry is None:
-        if remote:
-            return Check(
-                "registry",
-                False,
-                f"none, and {', '.join(remote)} run on other hosts, which get releases only from a registry",
-                f"set registry.url in {config.path} or TRAINYARD_REGISTRY (a CI variable)",
-            )
         return Check("registry", True, "none: releases stay on this engine (set TRAINYARD_REGISTRY for CI)")
     if _answers(registry.url, opener) is None:
         return Check(
@@ -162,30 +146,26 @@ def _registry_check(config: PipelineConfig, env: Mapping[str, str], opener: Call
     return Check("registry", True, f"{registry.url} answers" + (", with credentials" if given else ""))
 
 
-def _host_checks(root: Path, config: PipelineConfig, env: Mapping[str, str]) -> list[Check]:
-    from cicd.context import Context
-
+def _host_checks(ctx: Context) -> list[Check]:
     checks = []
-    ctx = Context(config=config, root=root, env=dict(env))
-    try:
-        for environment in config.environments.values():
-            if not environment.host or environment.target != "docker":
-                continue
-            try:
-                engine = ctx.engine_for(environment)
-            except CICDError as err:
-                checks.append(Check(f"host of {environment.name}", False, str(err), f"see {SECURITY}"))
-                continue
-            checks.append(Check(f"host of {environment.name}", True, engine.where))
-    finally:
-        ctx.close()
+    for environment in ctx.config.environments.values():
+        if not environment.host or environment.target != "docker":
+            continue
+        try:
+            engine = ctx.engine_for(environment)
+        except CICDError as err:
+            checks.append(Check(f"host of {environment.name}", False, str(err), f"see {SECURITY}"))
+            continue
+        checks.append(Check(f"host of {environment.name}", True, engine.where))
     return checks
 
 
-def run(root: Path, config: PipelineConfig, env: Mapping[str, str]) -> list[Check]:
-    """Every check, in the order a first day goes."""
-    checks, committed = _git_checks(root, config)
-    checks.append(_signing_check(root, config, env, committed))
+def run(ctx: Context) -> list[Check]:
+    """Every check, in the order a first day goes, through the command's own context (one
+    repository, one connection per engine; the caller closes it)."""
+    config = ctx.config
+    checks, committed = _git_checks(ctx)
+    checks.append(_signing_check(ctx, committed))
     if shutil.which("ssh-keygen") is None and config.signing.required:
         checks.append(
             Check(
@@ -195,9 +175,9 @@ def run(root: Path, config: PipelineConfig, env: Mapping[str, str]) -> list[Chec
                 "apt install openssh-client",
             )
         )
-    checks += _engine_checks(config, env)
-    checks.append(_registry_check(config, env))
-    checks += _host_checks(root, config, env)
+    checks += _engine_checks(ctx)
+    checks.append(_registry_check(config, ctx.env))
+    checks += _host_checks(ctx)
     checks.append(
         Check(
             "CI secrets",
