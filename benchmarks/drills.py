@@ -62,6 +62,9 @@ class Lab:
         self.registry_dir = tmp / "registry"
         self.registry_port = free_port()
         self.registry: subprocess.Popen[bytes] | None = None
+        # The registry asks for a password, as a team's does; it is a canary made here, which the
+        # "canary password" drill looks for in everything the lab's commands leave.
+        self.password = f"canary-{uuid.uuid4().hex}"
         self.start_registry()
         self.work, self.origin, keys = signed_throwaway_clone(ROOT, tmp / "project")
         spec = self.work / "cicd/pipeline.yaml"
@@ -71,6 +74,8 @@ class Lab:
             **keys,
             "TRAINYARD_BASE_IMAGE": base_image,
             "TRAINYARD_REGISTRY": f"127.0.0.1:{self.registry_port}",
+            "TRAINYARD_REGISTRY_USERNAME": "drill",
+            "TRAINYARD_REGISTRY_PASSWORD": self.password,
             "GIT_AUTHOR_NAME": "Drill",
             "GIT_AUTHOR_EMAIL": "drill@example.com",
             "GIT_COMMITTER_NAME": "Drill",
@@ -85,24 +90,37 @@ class Lab:
     def start_registry(self) -> None:
         """Start (or restart, same port and storage) a real ``docker-registry`` process."""
         import shutil
+        import urllib.error
         import urllib.request
 
         binary = shutil.which("docker-registry") or shutil.which("registry")
         if binary is None:
             raise SystemExit("no registry binary: apt-get install docker-registry")
+        if shutil.which("htpasswd") is None:
+            raise SystemExit("no htpasswd (the registry's password file): apt-get install apache2-utils")
         self.registry_dir.mkdir(parents=True, exist_ok=True)
+        users = self.registry_dir / "htpasswd"
+        hashed = subprocess.run(
+            ["htpasswd", "-Bbn", "drill", self.password], capture_output=True, text=True, check=True
+        ).stdout
+        users.write_text(hashed)
         config = self.registry_dir / "config.yml"
         config.write_text(
             "version: 0.1\nlog:\n  level: error\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.registry_dir / 'storage'}\n"
             f"http:\n  addr: 127.0.0.1:{self.registry_port}\n"
+            f"auth:\n  htpasswd:\n    realm: trainyard-drills\n    path: {users}\n"
         )
         with (self.registry_dir / "registry.log").open("ab") as log:
             self.registry = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
         for _ in range(200):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.registry_port}/v2/", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{self.registry_port}/v2/", timeout=1)  # nosec B310
                 return
+            except urllib.error.HTTPError as err:  # it answers: 401 without the password
+                if err.code == 401:
+                    return
+                time.sleep(0.1)
             except OSError:
                 time.sleep(0.1)
         raise SystemExit("the drill registry did not start")
@@ -408,18 +426,29 @@ def drill_malformed_specs(lab: Lab, variants: int) -> Drill:
 
 
 def drill_canary_password(lab: Lab) -> Drill:
-    canary = f"canary-{uuid.uuid4().hex}"
-    env = {**lab.env, "TRAINYARD_REGISTRY_USERNAME": "drill", "TRAINYARD_REGISTRY_PASSWORD": canary}
+    """The lab's registry password (a canary made for this lab, used by every push and pull of
+    every drill) in nothing any command left: their output, the project's files, git's objects
+    and refs (origin's too), and the labels, environment, history and layers of both images."""
+    canary = lab.password
     lab.git("checkout", "--quiet", "develop")
     lab.git("commit", "--quiet", "--allow-empty", "-m", "fix: the canary release")
-    build = lab.cicd("build", env=env, check=False)
-    release = lab.cicd("release", env=env, check=False)
+    build = lab.cicd("build", check=False)
+    release = lab.cicd("release", check=False)
     lab.git("checkout", "--quiet", "main")
-    logs = build.stdout + build.stderr + release.stdout + release.stderr
-    found: list[str] = []
-    if canary in logs:
-        found.append("logs")
     record = json.loads((lab.work / "artifacts/release.json").read_text())
+    pushed = build.returncode == 0 and release.returncode == 0 and "@sha256:" in record["reference"]
+    found: list[str] = []
+    if canary in lab.log.read_text(errors="replace"):  # every command of every drill so far
+        found.append("the commands' output")
+    found += [str(p.relative_to(lab.work)) for p in lab.work.rglob("*")
+              if p.is_file() and ".git" not in p.parts and canary.encode() in p.read_bytes()]  # fmt: skip
+    for repo in (lab.work, lab.origin):
+        history = subprocess.run(
+            ["sh", "-c", "git log -p --all && git for-each-ref --format='%(refname) %(contents)'"],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        if canary in history:
+            found.append(f"git in {repo.name}")
     images = [f"trainyard/sample-ml-build:{lab.git('rev-parse', 'develop')[:12]}", record["image"]]
     for ref in images:
         attrs = lab.engine.images.attrs(ref)
@@ -441,12 +470,12 @@ def drill_canary_password(lab: Lab) -> Drill:
                     found.append(f"{ref} layers")
                     break
                 window = block
-    ok = build.returncode == 0 and release.returncode == 0 and not found
     return Drill(
-        "a canary registry password in the environment",
-        "absent from logs, layers, history, labels and env of both images",
-        f"build exit {build.returncode}, release exit {release.returncode}; found in: {', '.join(found) or 'nowhere'}",
-        ok,
+        "the registry's password (a canary) used by every push and pull",
+        "a release pushed with it; absent from output, files, git, and both images' layers and metadata",
+        f"build exit {build.returncode}, release exit {release.returncode}, pushed {record['reference'][-20:]}; "
+        f"found in: {', '.join(found) or 'nowhere'}",
+        pushed and not found,
     )
 
 

@@ -165,14 +165,14 @@ def run_flows(root: Path, workdir: Path | None, keep: bool, passes: Sequence[Cha
                 break
     finally:
         if not keep:
-            _discard(load_config(spec, env=env), work, env)
+            discard_environments(load_config(spec, env=env), work, env)
         engine.close()
         repo.close()
         print(f"\nreport: {write_report([s for r in runs for s in r], base / 'report.json')}", file=sys.stderr)
     return runs
 
 
-def _discard(config: Any, work: Path, env: dict[str, str]) -> None:
+def discard_environments(config: Any, work: Path, env: dict[str, str]) -> None:
     """Stop the throwaway copy's services on each environment's own engine; a host that cannot be
     reached is said, and the others are still cleaned."""
     from cicd.context import Context

@@ -126,18 +126,30 @@ def test_unit_without_a_build_image_says_to_build(project: dict[str, Any]) -> No
     assert result.returncode == 2 and "run `nox -s build` first" in result.stderr
 
 
-def test_merge_needs_passing_checks_then_merges_and_pushes(tmp_path: Path, engine: Any, base_image: str) -> None:
+def _sign_passing_unit_record(work: Path) -> None:
+    """A signed, complete ``unit`` check record for HEAD, as a passing ``unit`` stage leaves it (that
+    the records real stages make pass the gate, the demo's merge shows: newcomer, classifier)."""
+    head, when = git(work, "rev-parse", "HEAD"), datetime.now(UTC)
+    passed = CheckRecord(
+        stage="unit", commit=head, subject="sha256:" + "0" * 64, time=timestamp(when),
+        tag=CheckRecord.tag_name("unit", head, when), tests=1, complete=True,
+    )  # fmt: skip
+    key = signer()[0]
+    git(
+        work, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "tag", "-s", "-m", passed.to_message(), passed.tag
+    )
+
+
+def test_merge_needs_passing_checks_then_merges_and_pushes(tmp_path: Path) -> None:
     work, origin = make_project(tmp_path)
-    env = {"TRAINYARD_BASE_IMAGE": base_image}
     git(work, "checkout", "--quiet", "-b", "feature/merge-me")
     (work / SOURCE / "extra.py").write_text('"""A new module."""\n')
     git(work, "add", "-A")
     git(work, "commit", "--quiet", "-m", "feat: extra module")
-    refused = cicd(work, "merge", env=env, check=False)
+    refused = cicd(work, "merge", check=False)
     assert refused.returncode == 2 and "has no passing `unit` record" in refused.stderr
-    cicd(work, "build", env=env)
-    cicd(work, "unit", env=env)
-    result = json.loads(cicd(work, "--json", "merge", env=env).stdout)["result"]
+    _sign_passing_unit_record(work)
+    result = json.loads(cicd(work, "--json", "merge").stdout)["result"]
     assert result["source"] == "feature/merge-me" and result["target"] == "develop" and result["merged"] is True
     assert git(origin, "log", "-1", "--format=%s", "develop") == "Merge branch 'feature/merge-me' into develop"
     assert git(work, "rev-parse", "--abbrev-ref", "HEAD") == "feature/merge-me"  # back where we were
@@ -152,15 +164,7 @@ def test_a_conflicting_merge_is_aborted_and_the_target_unchanged(tmp_path: Path)
     git(work, "checkout", "--quiet", "-b", "feature/clash", "HEAD~1")
     (work / "README.md").write_text("feature's version\n")
     git(work, "commit", "--quiet", "-am", "docs: feature edit")
-    head, when = git(work, "rev-parse", "HEAD"), datetime.now(UTC)
-    passed = CheckRecord(
-        stage="unit", commit=head, subject="sha256:" + "0" * 64, time=timestamp(when),
-        tag=CheckRecord.tag_name("unit", head, when), tests=1, complete=True,
-    )  # fmt: skip
-    key = signer()[0]
-    git(
-        work, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "tag", "-s", "-m", passed.to_message(), passed.tag
-    )
+    _sign_passing_unit_record(work)
     result = cicd(work, "merge", check=False)
     assert result.returncode == 2
     assert "conflicts in README.md" in result.stderr and "develop is unchanged" in result.stderr

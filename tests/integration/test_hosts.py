@@ -10,8 +10,8 @@ own pull of the official nginx image, which cannot be pulled here.
 
 from __future__ import annotations
 
-import json
-import re
+import os
+import shutil
 import subprocess
 import threading
 import time
@@ -26,7 +26,7 @@ import requests
 from docker.errors import ImageNotFound
 
 from cicd.config import PipelineConfig, load_config
-from cicd.demo import use_free_ports
+from cicd.demo import discard_environments, use_free_ports
 from cicd.deploy.base import Live
 from cicd.deploy.docker_target import DockerTarget
 from cicd.errors import EngineUnavailableError
@@ -343,25 +343,35 @@ def test_a_host_that_cannot_be_used_is_refused_in_one_line_and_nothing_changes(
     assert {name: live(hosts, name) for name in ("staging", "production")} == serving
 
 
-def test_the_demo_can_be_pointed_at_the_hosts(story: dict[str, Any], hosts: dict[str, Any]) -> None:
+def test_the_demos_environments_on_the_hosts_are_its_own_and_gone_afterwards(
+    story: dict[str, Any], hosts: dict[str, Any]
+) -> None:
     """The README's main job with a spec that names the hosts: its throwaway staging and
-    production run there, beside the real ones and apart from them, and are gone afterwards."""
-    engines = {name: hosts[name].extra.engine for name in ("staging", "production")}
+    production run there on ports of their own (the demo's ``use_free_ports``), deployed as the
+    story deploys, beside the real ones; the demo's clean-up (``discard_environments``) then
+    reaches each host through its own access (TLS, SSH) and stops only the throwaway ones. The
+    demo's whole flow runs in the newcomer and classifier tests; here, what a host adds to it."""
+    spec = hosts["scratch"] / "demo" / "cicd" / "pipeline.yaml"
+    spec.parent.mkdir(parents=True)
+    shutil.copy(hosts["work"] / "cicd/pipeline.yaml", spec)
+    ports = use_free_ports(spec)
+    env = {**os.environ, **hosts["env"]}
+    config = load_config(spec, env=env)
+    first, engines = story["first"], {name: hosts[name].extra.engine for name in ("staging", "production")}
+    real = {name: live(hosts, name) for name in engines}
 
-    def releases(name: str) -> set[str]:
-        return {d for i in engines[name].client.images.list() for d in i.attrs.get("RepoDigests") or []}
+    def ports_on(name: str) -> set[str | None]:
+        return {c.labels.get("io.trainyard.port") for c in engines[name].client.containers.list(all=True)}
 
-    before = {name: releases(name) for name in engines}
-    demo = subprocess.run(toolkit_command(hosts["work"], "demo"), cwd=hosts["work"], env=toolkit_env(hosts["env"]),
-                          capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
-    assert demo.returncode == 0, demo.stderr[-4000:]
-    report = json.loads(Path(re.findall(r"^report: (\S+)$", demo.stderr, re.MULTILINE)[-1]).read_text())
-    assert all(stage["ok"] for stage in report["stages"]) and report["stages"][-1]["name"] == "status"
     for name, engine in engines.items():
-        assert releases(name) - before[name], f"the demo's release never reached the {name} host"
-        ports = {c.labels.get("io.trainyard.port") for c in engine.client.containers.list(all=True)}
-        assert ports == {str(hosts["ports"][name])}, ports  # the real one's containers only: the demo's are gone
-    assert live(hosts, "staging") is not None and live(hosts, "production") is not None
+        throwaway = DockerTarget(config, config.environments[name], engine)
+        served = throwaway.deploy(first["reference"], first["reference"], first["digest"], first["version"], "demo")
+        assert served.healthy and requests.get(f"{config.environments[name].url}/health", timeout=10).ok
+        assert ports_on(name) == {str(hosts["ports"][name]), str(ports[name])}  # both, side by side
+    discard_environments(config, hosts["work"], env)
+    for name in engines:
+        assert ports_on(name) == {str(hosts["ports"][name])}  # the real one's containers only
+        assert live(hosts, name) == real[name]  # and it serves as before
 
 
 def test_a_host_that_restarts_its_containers_serves_the_colour_of_the_last_switch(
