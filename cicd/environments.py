@@ -21,7 +21,7 @@ from cicd.config import Environment
 from cicd.context import Context
 from cicd.deploy import Live, get_target
 from cicd.errors import DeployError, PromotionError, PushError, RecordTrustError, ServiceError, TestsFailedError
-from cicd.flow import current_release, release_records
+from cicd.flow import current_release, pytest_temp, release_records
 from cicd.http import request_json
 from cicd.records import AcceptanceRecord, DeployRecord, Tagged, history, now, previous_distinct, scan, timestamp
 
@@ -243,6 +243,7 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
         f"--base-url={env.url}",
         f"--expected-digest={record.digest}",
         f"--junitxml={reports / 'junit.xml'}",
+        f"--basetemp={pytest_temp(ctx, f'acceptance-{name}')}",
         "-p",
         "no:cacheprovider",
     ]

@@ -210,6 +210,13 @@ def build_image(ctx: Context) -> dict[str, Any]:
     return summary
 
 
+def pytest_temp(ctx: Context, stage: str) -> Path:
+    """A tmp folder of the stage's own for the pytest it runs (``--basetemp``): pytest's shared
+    ``/tmp/pytest-of-<user>`` is tidied by every session that ends, and two sessions ending at once
+    on one machine (CI agents side by side, stages in parallel) race there and fail passing tests."""
+    return ctx.artifacts / "tmp" / stage
+
+
 def _build_image_ref(ctx: Context, built: str | None = None) -> tuple[str, str]:
     """This commit's build image: its tag (for people) and the id to run (never the tag: it could
     name another image by now). The id is the one ``build`` made (``built``, or the id it wrote to
@@ -667,6 +674,7 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         str(ctx.root / "tests/integration/release_image"),
         f"--release-image={image}",
         f"--junitxml={reports / 'junit.xml'}",
+        f"--basetemp={pytest_temp(ctx, 'integration')}",
         "-p",
         "no:cacheprovider",
         *(pytest_args or []),
