@@ -3,7 +3,8 @@
     python -m benchmarks.drills [--output artifacts/drills] [--variants 300]
     nox -s drills
 
-A throwaway copy of this repository with a bare ``origin``, its own registry process and its own
+A throwaway copy of this repository with a bare ``origin``, its own registry process (which asks
+for a password, as a team's does: a canary the last drill looks for everywhere) and its own
 ports: two releases, staging and production deployed through the real flow, then each drill.
 Each drill first shows that its fault really happened (the deploy was killed with both colours
 up, the push failed against the stopped registry, the service's own log names the missing

@@ -214,7 +214,9 @@ def pytest_temp(ctx: Context, stage: str) -> Path:
     """A tmp folder of the stage's own for the pytest it runs (``--basetemp``): pytest's shared
     ``/tmp/pytest-of-<user>`` is tidied by every session that ends, and two sessions ending at once
     on one machine (CI agents side by side, stages in parallel) race there and fail passing tests."""
-    return ctx.artifacts / "tmp" / stage
+    folder = ctx.artifacts / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)  # pytest makes --basetemp itself, not its parents
+    return folder / stage
 
 
 def _build_image_ref(ctx: Context, built: str | None = None) -> tuple[str, str]:
