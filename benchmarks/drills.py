@@ -66,6 +66,7 @@ class Lab:
         # The registry asks for a password, as a team's does; it is a canary made here, which the
         # "canary password" drill looks for in everything the lab's commands leave.
         self.password = f"canary-{uuid.uuid4().hex}"
+        self.registry_config = self._registry_config()
         self.start_registry()
         self.work, self.origin, keys = signed_throwaway_clone(ROOT, tmp / "project")
         spec = self.work / "cicd/pipeline.yaml"
@@ -88,15 +89,10 @@ class Lab:
         self.git("push", "--quiet", "origin", "develop")
 
     # --- processes ---------------------------------------------------------------------------
-    def start_registry(self) -> None:
-        """Start (or restart, same port and storage) a real ``docker-registry`` process."""
+    def _registry_config(self) -> Path:
+        """The registry's config and password file, written once: every (re)start serves them."""
         import shutil
-        import urllib.error
-        import urllib.request
 
-        binary = shutil.which("docker-registry") or shutil.which("registry")
-        if binary is None:
-            raise SystemExit("no registry binary: apt-get install docker-registry")
         if shutil.which("htpasswd") is None:
             raise SystemExit("no htpasswd (the registry's password file): apt-get install apache2-utils")
         self.registry_dir.mkdir(parents=True, exist_ok=True)
@@ -112,8 +108,20 @@ class Lab:
             f"http:\n  addr: 127.0.0.1:{self.registry_port}\n"
             f"auth:\n  htpasswd:\n    realm: trainyard-drills\n    path: {users}\n"
         )
+        return config
+
+    def start_registry(self) -> None:
+        """Start (or restart, same port and storage) a real ``docker-registry`` process."""
+        import shutil
+        import urllib.error
+        import urllib.request
+
+        binary = shutil.which("docker-registry") or shutil.which("registry")
+        if binary is None:
+            raise SystemExit("no registry binary: apt-get install docker-registry")
         with (self.registry_dir / "registry.log").open("ab") as log:
-            self.registry = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+            serve = [binary, "serve", str(self.registry_config)]
+            self.registry = subprocess.Popen(serve, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(200):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.registry_port}/v2/", timeout=1)  # nosec B310

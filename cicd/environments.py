@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any, Protocol
@@ -21,7 +20,7 @@ from cicd.config import Environment
 from cicd.context import Context
 from cicd.deploy import Live, get_target
 from cicd.errors import DeployError, PromotionError, PushError, RecordTrustError, ServiceError, TestsFailedError
-from cicd.flow import current_release, pytest_temp, release_records
+from cicd.flow import current_release, release_records, stage_pytest
 from cicd.http import request_json
 from cicd.records import AcceptanceRecord, DeployRecord, Tagged, history, now, previous_distinct, scan, timestamp
 
@@ -235,18 +234,10 @@ def acceptance(ctx: Context, name: str, pytest_args: list[str] | None = None) ->
         )  # fmt: skip
     reports = ctx.artifacts / "reports" / f"acceptance-{name}"
     reports.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(ctx.root / "tests" / "acceptance"),
-        f"--base-url={env.url}",
-        f"--expected-digest={record.digest}",
-        f"--junitxml={reports / 'junit.xml'}",
-        f"--basetemp={pytest_temp(ctx, f'acceptance-{name}')}",
-        "-p",
-        "no:cacheprovider",
-    ]
+    cmd = stage_pytest(
+        ctx, f"acceptance-{name}", ctx.root / "tests" / "acceptance", reports,
+        f"--base-url={env.url}", f"--expected-digest={record.digest}",
+    )  # fmt: skip
     rmse = (release.metrics.get("model") or {}).get("rmse") if release is not None else None
     if rmse is not None:  # a regression's own figure; a project whose evaluation reports none is not given it
         cmd.append(f"--expected-rmse={rmse}")

@@ -210,13 +210,18 @@ def build_image(ctx: Context) -> dict[str, Any]:
     return summary
 
 
-def pytest_temp(ctx: Context, stage: str) -> Path:
-    """A tmp folder of the stage's own for the pytest it runs (``--basetemp``): pytest's shared
-    ``/tmp/pytest-of-<user>`` is tidied by every session that ends, and two sessions ending at once
-    on one machine (CI agents side by side, stages in parallel) race there and fail passing tests."""
-    folder = ctx.artifacts / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)  # pytest makes --basetemp itself, not its parents
-    return folder / stage
+def stage_pytest(ctx: Context, stage: str, tests: Path, reports: Path, *options: str) -> list[str]:
+    """The command a stage runs its tests on the host with: this Python's pytest on ``tests``, the
+    JUnit XML in ``reports``, no cache folder, and a tmp folder of the stage's own (``--basetemp``):
+    pytest's shared ``/tmp/pytest-of-<user>`` is tidied by every session that ends, and two sessions
+    ending at once on one machine (CI agents side by side, stages in parallel) race there and fail
+    passing tests."""
+    temp = ctx.artifacts / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)  # pytest makes --basetemp itself, not its parents
+    return [
+        sys.executable, "-m", "pytest", str(tests), *options, f"--junitxml={reports / 'junit.xml'}",
+        f"--basetemp={temp / stage}", "-p", "no:cacheprovider",
+    ]  # fmt: skip
 
 
 def _build_image_ref(ctx: Context, built: str | None = None) -> tuple[str, str]:
@@ -669,18 +674,8 @@ def integration(ctx: Context, pytest_args: list[str] | None = None) -> dict[str,
         return {"version": record.version, "reference": record.reference, "ran": False, "key": content_key}
     reports = ctx.artifacts / "reports" / "integration"
     reports.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(ctx.root / "tests/integration/release_image"),
-        f"--release-image={image}",
-        f"--junitxml={reports / 'junit.xml'}",
-        f"--basetemp={pytest_temp(ctx, 'integration')}",
-        "-p",
-        "no:cacheprovider",
-        *(pytest_args or []),
-    ]
+    tests = ctx.root / "tests/integration/release_image"
+    cmd = [*stage_pytest(ctx, "integration", tests, reports, f"--release-image={image}"), *(pytest_args or [])]
     (reports / "junit.xml").unlink(missing_ok=True)
     result = proc.run(cmd, cwd=ctx.root, timeout=cfg.test_timeout, env=ctx.env)
     if not result.ok:
