@@ -56,11 +56,19 @@ def _with_project(session: nox.Session, command: str) -> None:
 
     Each session stands alone (a CI job runs it in a fresh clone), so it installs everything
     that what it runs imports; nothing may come from another session's venv. Linters are not
-    among it: they run inside the build image.
+    among it: they run inside the build image. The package is built with the toolkit's pinned,
+    hashed setuptools (:func:`_install_package`), never one fetched for an isolated build.
     """
     session.install("--require-hashes", "-r", TOOLKIT, "-r", TEST)
-    session.install("--no-deps", PACKAGE)
+    _install_package(session)
     session.run("python", "-m", "cicd", command, *session.posargs)
+
+
+def _install_package(session: nox.Session, *how: str) -> None:
+    """The project's package (``-e``: editable), without its dependencies (the locks have them) and
+    without build isolation: an isolated build would download an unpinned ``setuptools`` in jobs
+    that hold secrets, and build a venv for it every time. The toolkit's locked setuptools builds it."""
+    session.install("--no-deps", "--no-build-isolation", *how, PACKAGE)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -73,7 +81,7 @@ def demo(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suites (``-- --test-type unit`` for one suite; other args go to pytest)."""
     session.install("--require-hashes", "-r", TOOLKIT, "-r", DEV)
-    session.install("--no-deps", "-e", PACKAGE)
+    _install_package(session, "-e")
     wants_type = any(a.startswith("--test-type") for a in session.posargs)
     args = session.posargs if wants_type else ["--test-type", "all", *session.posargs]
     # Always in a new random order (modules, and tests within them; the seed is printed, and
@@ -215,7 +223,7 @@ def lock(session: nox.Session) -> None:
 
 def _benchmarks(session: nox.Session, module: str) -> None:
     session.install("--require-hashes", "-r", TOOLKIT, "-r", DEV)
-    session.install("--no-deps", "-e", PACKAGE)
+    _install_package(session, "-e")
     session.run("python", "-m", f"benchmarks.{module}", *session.posargs)
 
 
