@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from cicd.images import Engine
 from cicd.signing import strip_signature
@@ -58,6 +60,8 @@ def test_the_release_carries_its_sbom_and_the_record_its_hash(released_flow: dic
     _code, text = engine.containers.capture(record["image"], ["cat", "/opt/sbom/python.cdx.json"])
     sbom = json.loads(text)
     assert sbom["bomFormat"] == "CycloneDX"
+    # valid against its schema (the release writes it with --no-validate: this is where it is checked)
+    assert JsonStrictValidator(SchemaVersion.from_version(sbom["specVersion"])).validate_str(text) is None
     names = {c["name"].lower().replace("_", "-") for c in sbom["components"]}
     assert {SPEC.project, "scikit-learn", "fastapi", "numpy"} <= names, sorted(names)
     assert "cyclonedx-bom" not in names and "pip" not in names  # the venv as it ships, not the tools
