@@ -209,7 +209,7 @@ def update(session: nox.Session) -> None:
     """In a project made from Trainyard: take the newest Trainyard (``copier update --vcs-ref HEAD
     --defaults``; other copier arguments after ``--``) and name every file left with conflicts
     (copier itself exits 0 when it wrote conflict markers)."""
-    session.install("--require-hashes", "-r", "cicd/requirements-ci.txt")  # copier, pinned
+    session.install("--require-hashes", "-r", "cicd/requirements-copier.txt")  # copier, pinned
     session.run("copier", "update", "--defaults", *(session.posargs or ["--vcs-ref", "HEAD"]), external=False)
     session.run("python", "-m", "cicd.conflicts")
 

@@ -28,6 +28,7 @@ LOCKS = (
     "cicd/requirements.in",
     "cicd/build/docker/installer.in",
     "cicd/requirements-ci.in",
+    "cicd/requirements-copier.in",
 )
 PYTHON_FILE = ".python-version"  # the project's Python (nox's sessions, CI's setup steps, the locks' floor)
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
