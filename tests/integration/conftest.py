@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from cicd.errors import EngineUnavailableError
 from cicd.gitops import throwaway_clone
 from cicd.http import free_port
 from cicd.images import Engine
+from cicd.records import CheckRecord, timestamp
 from cicd.signing import new_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,6 +216,19 @@ def git(cwd: Path, *args: str) -> str:
 def signer() -> tuple[Path, str]:
     """The test session's signing key: its path, and the allowed-signers line every project gets."""
     return new_key(Path(tempfile.mkdtemp(prefix="trainyard-signer-")), "trainyard-tests")
+
+
+def sign_passing_check(work: Path, stage: str, subject: str = "sha256:" + "0" * 64, version: str = "") -> None:
+    """A signed, complete check record of ``stage`` for HEAD, as a passing stage leaves it, for a
+    test whose subject comes after the merge gate. That the records the real stages make pass the
+    gate, the demo's merges show (newcomer, classifier) and the CI jobs' (fresh machines)."""
+    head, when = git(work, "rev-parse", "HEAD"), datetime.now(UTC)
+    passed = CheckRecord(
+        stage=stage, commit=head, subject=subject, time=timestamp(when), version=version,
+        tag=CheckRecord.tag_name(stage, head, when), tests=1, complete=True,
+    )  # fmt: skip
+    signing = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={signer()[0]}"]
+    git(work, *signing, "tag", "-s", "-m", passed.to_message(), passed.tag)
 
 
 def make_project(tmp: Path) -> tuple[Path, Path]:

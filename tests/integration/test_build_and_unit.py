@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 import zipfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cicd.records import CheckRecord, timestamp
-from tests.integration.conftest import SOURCE, SPEC, cicd, git, make_project, signer
+from tests.integration.conftest import SOURCE, SPEC, cicd, git, make_project, sign_passing_check
 
-pytestmark = pytest.mark.slow(seconds=170)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=140)  # left out by --fast; the estimate orders the workers
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +124,6 @@ def test_unit_without_a_build_image_says_to_build(project: dict[str, Any]) -> No
     assert result.returncode == 2 and "run `nox -s build` first" in result.stderr
 
 
-def _sign_passing_unit_record(work: Path) -> None:
-    """A signed, complete ``unit`` check record for HEAD, as a passing ``unit`` stage leaves it (that
-    the records real stages make pass the gate, the demo's merge shows: newcomer, classifier)."""
-    head, when = git(work, "rev-parse", "HEAD"), datetime.now(UTC)
-    passed = CheckRecord(
-        stage="unit", commit=head, subject="sha256:" + "0" * 64, time=timestamp(when),
-        tag=CheckRecord.tag_name("unit", head, when), tests=1, complete=True,
-    )  # fmt: skip
-    key = signer()[0]
-    git(
-        work, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "tag", "-s", "-m", passed.to_message(), passed.tag
-    )
-
-
 def test_merge_needs_passing_checks_then_merges_and_pushes(tmp_path: Path) -> None:
     work, origin = make_project(tmp_path)
     git(work, "checkout", "--quiet", "-b", "feature/merge-me")
@@ -148,7 +132,7 @@ def test_merge_needs_passing_checks_then_merges_and_pushes(tmp_path: Path) -> No
     git(work, "commit", "--quiet", "-m", "feat: extra module")
     refused = cicd(work, "merge", check=False)
     assert refused.returncode == 2 and "has no passing `unit` record" in refused.stderr
-    _sign_passing_unit_record(work)
+    sign_passing_check(work, "unit")
     result = json.loads(cicd(work, "--json", "merge").stdout)["result"]
     assert result["source"] == "feature/merge-me" and result["target"] == "develop" and result["merged"] is True
     assert git(origin, "log", "-1", "--format=%s", "develop") == "Merge branch 'feature/merge-me' into develop"
@@ -164,7 +148,7 @@ def test_a_conflicting_merge_is_aborted_and_the_target_unchanged(tmp_path: Path)
     git(work, "checkout", "--quiet", "-b", "feature/clash", "HEAD~1")
     (work / "README.md").write_text("feature's version\n")
     git(work, "commit", "--quiet", "-am", "docs: feature edit")
-    _sign_passing_unit_record(work)
+    sign_passing_check(work, "unit")
     result = cicd(work, "merge", check=False)
     assert result.returncode == 2
     assert "conflicts in README.md" in result.stderr and "develop is unchanged" in result.stderr

@@ -17,7 +17,7 @@ from benchmarks import drills
 from cicd.images import Engine
 from tests.integration.conftest import _registry_binary
 
-pytestmark = pytest.mark.slow(seconds=210)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=440)  # left out by --fast; the estimate orders the workers
 
 VARIANTS = 100  # malformed specs: fewer than the script's 300, the same checks
 

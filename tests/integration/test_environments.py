@@ -37,10 +37,11 @@ from tests.integration.conftest import (
     git,
     make_project,
     new_batch,
+    sign_passing_check,
     start_registry,
 )
 
-pytestmark = pytest.mark.slow(seconds=225)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=540)  # left out by --fast; the estimate orders the workers
 
 ENVIRONMENTS = ("integration", "staging", "qa", "production")
 
@@ -200,7 +201,8 @@ def second(flow: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
     git(flow["work"], "merge", "--quiet", "main")
     git(flow["work"], "commit", "--quiet", "--allow-empty", "-m", "fix: the second release")
     released = json_of(run(flow, "release"))
-    run(flow, "integration")
+    # the first release ran its integration stage (asserted); this one only needs to reach main
+    sign_passing_check(flow["work"], "integration", released["digest"], released["version"])
     run(flow, "merge")
     on(flow, "main")
     return {"digest": released["digest"], "version": released["version"]}

@@ -22,7 +22,7 @@ from cicd.images import Engine
 from tests.integration.ci_jobs import open_runners, run_in_order
 from tests.integration.newcomer import require_newcomer_image, run_readme_main_job
 
-pytestmark = pytest.mark.slow(seconds=430)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=1000)  # left out by --fast; the estimate orders the workers
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from cicd.deploy.docker_target import DockerTarget
 from cicd.images import Engine
 from tests.integration.conftest import cicd, git, make_project, use_free_ports
 
-pytestmark = pytest.mark.slow(seconds=165)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=220)  # left out by --fast; the estimate orders the workers
 
 UNIT = ["--", "-k", "cicd and test_config"]  # a few quick unit tests (the toolkit's), always the same
 DATA = "notebooks/dummy_data/diabetes.csv"

@@ -15,7 +15,7 @@ import pytest
 from cicd.images import Engine
 from tests.integration.conftest import Registry, cicd, git, make_project, new_batch
 
-pytestmark = pytest.mark.slow(seconds=140)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=200)  # left out by --fast; the estimate orders the workers
 
 DATE = "2026-01-02"
 

@@ -33,7 +33,7 @@ from cicd.images import Engine
 from tests.integration.conftest import IDENTITY, cicd, git, make_project
 from tests.integration.newcomer import readme_commands
 
-pytestmark = pytest.mark.slow(seconds=260)  # left out by --fast; the estimate orders the workers
+pytestmark = pytest.mark.slow(seconds=630)  # left out by --fast; the estimate orders the workers
 
 CHURN = {"example": "minimal", "project_name": "churn-model", "ci": "github"}
 
