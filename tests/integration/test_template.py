@@ -230,7 +230,7 @@ def test_the_readmes_copy_and_the_projects_update_commands_work_verbatim(templat
     install, copy = block[0], block[1]
     assert install == ".venv/bin/pip install --require-hashes -r cicd/requirements-copier.txt", install
     assert copy == '.venv/bin/copier copy --vcs-ref HEAD "$PWD" ../my-model', copy
-    _run("python3", "-m", "venv", ".venv", cwd=template)  # the README's venv, as its first command makes it
+    _run("bash", "-c", readme_commands(template)[0].split(" && .venv/bin/nox")[0], cwd=template)  # the README's venv
     _run("bash", "-c", install, cwd=template)  # copier into it, verbatim
     answers = " --defaults --data example=minimal --data project_name=churn-model --data ci=github"
     copied = _run("bash", "-c", copy + answers, cwd=template)
