@@ -47,6 +47,7 @@ def test_contains_no_source_tests_compilers_or_secrets(engine: Engine, release_i
         "import os, shutil, sys, sample_ml;"
         "bad=[p for p in ('/app','/wheelhouse','/tmp/dist','/opt/venv/bin/pip') if os.path.exists(p)];"
         "bad+=[c for c in ('gcc','cc','g++','make','git') if shutil.which(c)];"
+        "import importlib.util as u; bad+=[m for m in ('pip','setuptools') if u.find_spec(m)];"  # no installers
         "bad+=[os.path.join(r,f) for r,_,fs in os.walk('/') if not r.startswith(('/proc','/sys'))"
         " for f in fs if f.startswith('test_') and f.endswith('.py') and 'sample_ml' in r];"
         "bad+=[os.path.join(r,f) for r,_,fs in os.walk('/opt/model') for f in fs"
