@@ -12,8 +12,8 @@ took effect), not tested a second time here.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +39,8 @@ from tests.integration.conftest import (
     new_batch,
     sign_passing_check,
     start_registry,
+    toolkit_command,
+    toolkit_env,
 )
 
 pytestmark = pytest.mark.slow(seconds=540)  # left out by --fast; the estimate orders the workers
@@ -219,33 +221,34 @@ def second_on_staging(flow: dict[str, Any], second: dict[str, Any]) -> dict[str,
 def test_two_promotions_at_once_have_one_winner(
     flow: dict[str, Any], second_on_staging: dict[str, Any], engine: Engine
 ) -> None:
-    """The second promotion starts while the first holds production's lock (its lock container
-    exists), so the two really overlap: the second is told a deployment is in progress."""
+    """The second promotion runs while the first holds production's lock, for sure: the first is
+    paused (SIGSTOP) once its lock container exists and resumed only after the second has ended, so
+    the second is told a deployment is in progress, and the first then finishes as if nothing happened."""
     on(flow, "main")
     run(flow, "promote", "qa")
     run(flow, "acceptance", "qa")
     before = len(_tags(flow, "deploy/production/"))
-    results: list[subprocess.CompletedProcess[str]] = []
-
-    def promote() -> None:
-        results.append(run(flow, "promote", "production", check=False))
-
+    command = toolkit_command(flow["work"], "--json", "promote", "production")
+    first = subprocess.Popen(command, cwd=flow["work"], env=toolkit_env(flow["env"]), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     lock = {"io.trainyard.environment": "production", "io.trainyard.role": "lock"}
-    first_one = threading.Thread(target=promote)
-    first_one.start()
-    deadline = time.monotonic() + 120
-    while not engine.containers.find(lock) and first_one.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    held = bool(engine.containers.find(lock))
-    second_one = threading.Thread(target=promote)
-    second_one.start()
-    for t in (first_one, second_one):
-        t.join()
-    assert held, "the first promotion never held production's lock"
-    winners = [r for r in results if r.returncode == 0 and json_of(r).get("version") == second_on_staging["version"]]
-    losers = [r for r in results if r not in winners]
-    assert len(winners) == 1, [(r.returncode, r.stdout[-500:], r.stderr[-500:]) for r in results]
-    assert losers[0].returncode == 2 and "in progress" in losers[0].stderr, losers[0].stderr[-1500:]
+    second: subprocess.CompletedProcess[str] | None = None
+    try:
+        deadline = time.monotonic() + 300
+        while not engine.containers.find(lock) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held = bool(engine.containers.find(lock)) and first.poll() is None
+        if held:
+            first.send_signal(signal.SIGSTOP)  # the lock stays held by a live process
+            second = run(flow, "promote", "production", check=False)
+    finally:
+        first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=900)
+    assert held, f"the first promotion never held production's lock:\n{out[-2000:]}\n{err[-2000:]}"
+    assert first.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
+    assert json.loads(out)["result"].get("version") == second_on_staging["version"], out[-2000:]
+    assert second is not None
+    assert second.returncode == 2 and "in progress" in second.stderr, second.stderr[-1500:]
     assert len(_tags(flow, "deploy/production/")) == before + 1
     assert git(flow["origin"], "rev-list", "-n1", "Production") == git(flow["origin"], "rev-list", "-n1", "QA")
     assert _metadata(flow["ports"]["production"])["image_digest"] == second_on_staging["digest"]
