@@ -35,6 +35,11 @@ def readme_commands(root: Path = ROOT) -> list[str]:
     return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
 
 
+def readme_venv(root: Path = ROOT) -> str:
+    """What both of the README's commands do first: make ``.venv`` and install nox into it."""
+    return readme_commands(root)[0].split(" && .venv/bin/nox", 1)[0]
+
+
 def _tar(files: dict[str, bytes | Path]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

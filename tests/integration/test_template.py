@@ -31,7 +31,7 @@ from cicd.config import load_config
 from cicd.demo import FLOW
 from cicd.images import Engine
 from tests.integration.conftest import IDENTITY, cicd, git, make_project
-from tests.integration.newcomer import readme_commands
+from tests.integration.newcomer import readme_commands, readme_venv
 
 pytestmark = pytest.mark.slow(seconds=630)  # left out by --fast; the estimate orders the workers
 
@@ -230,7 +230,7 @@ def test_the_readmes_copy_and_the_projects_update_commands_work_verbatim(templat
     install, copy = block[0], block[1]
     assert install == ".venv/bin/pip install --require-hashes -r cicd/requirements-copier.txt", install
     assert copy == '.venv/bin/copier copy --vcs-ref HEAD "$PWD" ../my-model', copy
-    _run("bash", "-c", readme_commands(template)[0].split(" && .venv/bin/nox")[0], cwd=template)  # the README's venv
+    _run("bash", "-c", readme_venv(template), cwd=template)  # the README's venv, verbatim
     _run("bash", "-c", install, cwd=template)  # copier into it, verbatim
     answers = " --defaults --data example=minimal --data project_name=churn-model --data ci=github"
     copied = _run("bash", "-c", copy + answers, cwd=template)
@@ -243,8 +243,7 @@ def test_the_readmes_copy_and_the_projects_update_commands_work_verbatim(templat
     git(project.parent, "init", "--quiet", "--initial-branch=main", str(project))
     git(project, "add", "-A")
     git(project, "commit", "--quiet", "-m", "churn-model, from Trainyard")
-    venv = readme_commands(project)[1].split(" && .venv/bin/nox")[0]  # the README's venv with nox
-    _run("bash", "-c", venv, cwd=project)
+    _run("bash", "-c", readme_venv(project), cwd=project)  # the generated README's venv with nox
     sessions = _run(".venv/bin/nox", "-l", cwd=project).stdout
     assert "- doctor ->" in sessions and "- bench ->" not in sessions and "- drills ->" not in sessions, sessions
     # The contract runs where a file it asks for is missing, and names it (it once stopped at
