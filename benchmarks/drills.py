@@ -341,8 +341,7 @@ def drill_never_healthy(lab: Lab, serving: str) -> Drill:
         (lab.work / "cicd/pipeline.yaml")
         .read_text()
         .replace("  staging:\n", "  staging:\n    settings: {env: {MODEL_DIR: /nope}}\n")
-        .replace("health_timeout: 60", "health_timeout: 15")
-    )
+    )  # the service stops at once without a model: the deploy sees it exit, not a timeout
     records = lab.tags("deploy/staging/")
     result = lab.cicd("--config", str(broken), "deploy", "staging", check=False)
     after = lab.serving("staging")
@@ -355,7 +354,8 @@ def drill_never_healthy(lab: Lab, serving: str) -> Drill:
         "a release whose service never becomes healthy",
         "its log says no model at /nope; refused, never switched to; old one serving; no record; no stray",
         f"exit {result.returncode}; its log names /nope: {injected}; staging serving {short(after)}; "
-        f"records unchanged: {unchanged}; {lab.shape('staging')}",
+        f"records unchanged: {unchanged}; {lab.shape('staging')}"
+        + ("" if injected else f"; it said: {result.stderr[-600:]!r}"),
         ok,
     )
 

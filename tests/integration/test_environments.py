@@ -306,9 +306,11 @@ def _snapshot(flow: dict[str, Any], engine: Engine) -> dict[str, Any]:
 
     def own(tag: str) -> bool:
         # a local name with a version (sample-ml:0.1.0-rc.1) is every flow's on this engine: another
-        # module's release of that version moves it off ours meanwhile. Pushes and tags of a version
-        # show in this registry's names; commits' names (sample-ml:<sha>) are this flow's alone.
-        return tag.startswith(f"{registry.address}/") or not semver.Version.is_valid(tag.rsplit(":", 1)[-1])
+        # module's release of that version moves it off ours meanwhile, and so does its build of
+        # <name>:latest. Pushes and tags of a version show in this registry's names; commits' names
+        # (sample-ml:<sha>) are this flow's alone.
+        name = tag.rsplit(":", 1)[-1]
+        return tag.startswith(f"{registry.address}/") or not (name == "latest" or semver.Version.is_valid(name))
 
     return {
         "refs": git(flow["work"], "for-each-ref", "--format=%(refname) %(objectname)"),
