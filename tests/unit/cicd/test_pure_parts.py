@@ -297,3 +297,44 @@ def test_the_benchmark_shows_per_stage_what_each_pass_reused() -> None:
     changed = {"seconds": 60.0, "stages": [{"name": "unit", "seconds": 20.0, "reused": ""}]}
     (row,) = stage_rows(nothing_new, changed)
     assert (row.ours, row.baseline, row.target, row.ok) == (0.5, 20.0, "reused / ran", None)
+
+
+def test_the_probe_run_inside_a_container_waits_for_200_and_never_runs_its_url(tmp_path: Path) -> None:
+    """The deploy's in-container probe (one exec, polling inside): exit 0 once the URL answers 200
+    (after a 503 while the model loads), 1 when the time is up; a URL with quotes in it (the spec's
+    ``health_path``) is an argument, never code."""
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cicd.deploy.docker_target import INSIDE_PROBE
+    from cicd.http import free_port
+
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200 if len(asked) >= 3 else 503)  # loading, loading, ready
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    def probe(url: str, seconds: float) -> int:
+        return subprocess.run([sys.executable, "-c", INSIDE_PROBE, url, str(seconds)], timeout=60).returncode
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            assert probe(f"http://127.0.0.1:{server.server_address[1]}/health", 20) == 0
+        finally:
+            server.shutdown()
+            thread.join()
+    assert asked == ["/health"] * 3
+    planted = tmp_path / "ran"
+    injected = f"http://127.0.0.1:{free_port()}/h'+open('{planted}','w').write('x')+'"
+    assert probe(injected, 0.5) == 1  # nothing answers: not healthy when the time is up
+    assert not planted.exists()
