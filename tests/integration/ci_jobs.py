@@ -42,7 +42,7 @@ from cicd.http import request_json
 from cicd.images import Engine
 from cicd.records import DeployRecord, ReleaseRecord
 from cicd.signing import strip_signature
-from tests.integration.conftest import ROOT, Registry, git, make_project, missing, signer, start_registry
+from tests.integration.conftest import ROOT, Registry, git, make_project, missing, patient, signer, start_registry
 from tests.integration.engines import ExtraEngine, copy_image, extra_engine
 
 STUBS = Path(__file__).resolve().parent / "act"
@@ -137,6 +137,7 @@ def open_runners(ci: str, scratch: Path, engine: Engine, base_image: str, proxy_
         work, origin = make_project(scratch)
         spec = work / "cicd" / "pipeline.yaml"
         ports = use_free_ports(spec)
+        patient(spec)
         git(work, "commit", "--quiet", "-am", "chore: free ports for these runners")
         git(work, "push", "--quiet", "origin", "develop")
         git(work, "checkout", "--quiet", "-b", FEATURE)

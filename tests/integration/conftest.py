@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -237,10 +238,26 @@ def make_project(tmp: Path) -> tuple[Path, Path]:
     return throwaway_clone(ROOT, tmp, allowed_signer=(".trainyard/allowed_signers", signer()[1]))
 
 
+# The suite's deploys share two CPUs with three workers' builds, engines and services: a release
+# healthy 2.6 s after it starts on a quiet machine (1.9 CPU-s) once had not finished starting
+# after the spec's 60 s (test_hosts, its second deploy under load). A failing release still fails
+# at once (the deploy sees its container stop); only a slow start gets longer.
+LOADED_HEALTH_TIMEOUT = 180
+
+
+def patient(spec: Path) -> None:
+    """Every environment of ``spec`` waits :data:`LOADED_HEALTH_TIMEOUT` seconds for health, in place."""
+    wait = rf"\g<1>{LOADED_HEALTH_TIMEOUT}"
+    text, found = re.subn(r"(?m)^(\s+health_timeout:\s*)[0-9.]+\s*$", wait, spec.read_text())
+    assert found, f"no health_timeout in {spec}"
+    spec.write_text(text)
+
+
 def use_free_ports(work: Path) -> None:
-    """Give the project's environments free ports (the defaults may be taken), commit it on the
-    checked-out branch and push ``develop``."""
+    """Give the project's environments free ports (the defaults may be taken) and the time a loaded
+    machine needs (:func:`patient`), commit it on the checked-out branch and push ``develop``."""
     demo.use_free_ports(work / "cicd" / "pipeline.yaml")
+    patient(work / "cicd" / "pipeline.yaml")
     git(work, "commit", "--quiet", "-am", "chore: free ports for this test")
     git(work, "push", "--quiet", "origin", "develop")
 

@@ -38,6 +38,7 @@ from tests.integration.conftest import (
     git,
     make_project,
     missing,
+    patient,
     sign_passing_check,
     toolkit_command,
     toolkit_env,
@@ -110,6 +111,7 @@ def _spec(work: Path, staging: TLSHost, production: SSHHost) -> dict[str, int]:
     develop."""
     spec = work / "cicd/pipeline.yaml"
     ports = use_free_ports(spec)
+    patient(spec)
     text = spec.read_text()
     for name, host in (("staging", "$TEST_STAGING_HOST"), ("production", production.address)):
         line = f"  {name}:\n"
@@ -357,6 +359,7 @@ def test_the_demos_environments_on_the_hosts_are_its_own_and_gone_afterwards(
     spec.parent.mkdir(parents=True)
     shutil.copy(hosts["work"] / "cicd/pipeline.yaml", spec)
     ports = use_free_ports(spec)
+    patient(spec)
     env = {**os.environ, **hosts["env"]}
     config = load_config(spec, env=env)
     first, engines = story["first"], {name: hosts[name].extra.engine for name in ("staging", "production")}
