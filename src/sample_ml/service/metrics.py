@@ -1,7 +1,9 @@
 """Prometheus metrics of the prediction service, served at ``/metrics`` (prometheus-client).
 
 - ``http_requests_total{route,method,status}`` and ``http_request_duration_seconds{route,method}``:
-  every request, by its route template (``/predict``, not the raw path; ``unmatched`` otherwise);
+  every request, by its route template (``/predict``, not the raw path; ``unmatched`` otherwise)
+  and its method (one of HTTP's own, ``other`` for any other word: a client cannot grow the
+  label sets, and with them ``/metrics`` and the service's memory, by inventing methods);
 - ``http_requests_in_flight``: requests being served now;
 - ``model_prediction_value``: a histogram of the values predicted (buckets from
   ``SERVICE_PREDICTION_BUCKETS``, comma-separated, default 0 to 400 by 25);
@@ -39,6 +41,8 @@ def _buckets() -> tuple[float, ...]:
         raise ValueError(f"SERVICE_PREDICTION_BUCKETS must be comma-separated numbers, got {raw!r}") from None
 
 
+# RFC 9110's methods and PATCH: every other method a client sends is counted as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 REQUESTS = Counter("http_requests", "HTTP requests by route, method and status", ["route", "method", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency by route and method", ["route", "method"])
 IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served now", multiprocess_mode="livesum")
@@ -93,6 +97,7 @@ class RequestMetrics:
                 counted = True
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 method = str(scope.get("method", ""))
+                method = method if method in METHODS else "other"
                 REQUESTS.labels(route, method, str(status)).inc()
                 LATENCY.labels(route, method).observe(time.perf_counter() - start)
 

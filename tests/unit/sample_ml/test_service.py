@@ -165,6 +165,26 @@ def test_metrics_count_requests_predictions_and_refusals(
     assert "model_prediction_value_bucket" in text and "http_requests_in_flight" in text
 
 
+def test_invented_methods_share_one_label_set(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that sends 300 made-up methods adds one label set ("other"), not 300: /metrics and
+    the service's memory stay bounded (a flood of 3,000 once grew /metrics from 13 KB to 5.1 MB)."""
+    from sample_ml.service.metrics import REQUESTS
+
+    def label_sets() -> set[tuple[str, str, str]]:
+        return {tuple(s.labels[k] for k in ("route", "method", "status")) for s in REQUESTS.collect()[0].samples}
+
+    with _app(bundle_dir, monkeypatch) as c:
+        before = label_sets()
+        for n in range(300):
+            c.request(f"X{n}", "/health")
+        c.get("/health")
+        text = c.get("/metrics").text
+    added = label_sets() - before
+    assert {method for _, method, _ in added} <= {"other", "GET"}, added
+    assert len(added) <= 3, added
+    assert "X17" not in text and 'method="other"' in text
+
+
 # --- the prediction log ----------------------------------------------------------------------
 def _logged(db: Path) -> list[dict[str, Any]]:
     import sqlalchemy as sa
