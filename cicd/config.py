@@ -123,6 +123,15 @@ class RetrainSettings:
         return self.branch.format(date=date)
 
 
+MAX_BODY_SETTING = "SERVICE_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # the sample service's default (src/sample_ml/service/app.py)
+
+
+def _settings_env(settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    env = settings.get("env", {})
+    return env if isinstance(env, Mapping) else {}
+
+
 @dataclass(frozen=True)
 class PredictionLogSettings:
     """``environments.<name>.prediction_log``: the service logs (a share of) its predictions to
@@ -152,6 +161,13 @@ class Environment:
     proxy: bool = False  # a reverse proxy in front, blue/green behind it (always on a remote host)
     service_ports: tuple[int, int] | None = None  # the two colours' loopback ports behind the proxy
     tls: bool = False  # the proxy terminates TLS (certificate and key from TRAINYARD_<ENV>_PROXY_CERT/_KEY)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body the proxy passes on: the service's own limit,
+        ``settings.env.SERVICE_MAX_BODY_BYTES`` (checked when the spec is read), else the sample
+        service's default, 6 MiB (nginx's own default, 1 MiB, refused batches the service takes)."""
+        return int(_settings_env(self.settings).get(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES))
 
     @property
     def url(self) -> str:
@@ -403,6 +419,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         settings = r.get(f"{key}.settings", required=False, default={}) or {}
         if not isinstance(settings, Mapping):
             raise r.fail(f"{key}.settings", "must be a mapping")
+        limit = _settings_env(settings).get(MAX_BODY_SETTING)
+        if limit is not None and not re.fullmatch(r"[1-9][0-9]{0,11}", str(limit)):
+            raise r.fail(
+                f"{key}.settings.env.{MAX_BODY_SETTING}",
+                f"must be a whole number of bytes (the proxy's body limit follows it), got {limit!r}",
+            )
         environments[str(name)] = Environment(
             name=str(name),
             branches=r.strings(f"{key}.branch"),

@@ -40,7 +40,8 @@ DRAIN = 65.0  # the longest the old workers may take to finish what they hold (p
 
 
 def render(env: Environment, colour: str) -> str:
-    """nginx's whole config: ``bind`` → the colour's loopback port, request ids and forwarded-for set."""
+    """nginx's whole config: ``bind`` → the colour's loopback port, request ids and forwarded-for
+    set, and the service's own body limit (:attr:`Environment.max_body_bytes`)."""
     port = env.colours[colour]
     tls = (
         f"\n    ssl_certificate {CERT};\n    ssl_certificate_key {KEY};\n    ssl_protocols TLSv1.2 TLSv1.3;"
@@ -54,6 +55,7 @@ error_log stderr warn;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
+  client_max_body_size {env.max_body_bytes};
   client_body_temp_path /tmp/trainyard/body;
   proxy_temp_path /tmp/trainyard/proxy;
   fastcgi_temp_path /tmp/trainyard/fastcgi;

@@ -568,6 +568,18 @@ def test_a_real_prometheus_scrapes_staging_and_counts_what_was_sent(
         log.close()
 
 
+def test_the_largest_batch_the_service_takes_passes_the_proxy(flow: dict[str, Any], first: dict[str, Any]) -> None:
+    """10,000 records, the service's most, in one request through production's proxy: over nginx's
+    own 1 MiB body limit, which refused it with a 413 the service never saw; now the proxy's limit
+    is the service's (6 MiB here). Production's log is read by no test; staging's is (drift)."""
+    record = {"age": 59.0, "sex": 2, "bmi": 32.1, "bp": 101.0, "s1": 157.0, "s2": 93.2, "s3": 38.0,
+              "s4": 4.0, "s5": 4.8598, "s6": 87.0}  # the first row of the dummy data  # fmt: skip
+    batch = {"records": [record] * 10_000}
+    assert len(json.dumps(batch)) > 1024 * 1024  # nginx's default limit would refuse it
+    status, body = request_json(f"http://127.0.0.1:{flow['ports']['production']}/predict", batch, timeout=60)
+    assert status == 200 and len(body["predictions"]) == 10_000, (status, str(body)[:300])
+
+
 def test_drift_and_retrain_read_staging_s_prediction_log(flow: dict[str, Any], first: dict[str, Any]) -> None:
     """Staging logs what it is asked to a volume that outlives its containers; `drift --source
     staging` and `retrain --source staging` read that log against the model staging serves."""

@@ -98,6 +98,11 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         ("    proxy: true", "    proxy: yes please", "environments.staging.proxy: must be true or false"),
         ("    port: 18082", "    port: 18082\n    service_ports: [1, 1]", "service_ports: must be two different ports"),
         ("    port: 18082", "    port: 18082\n    service_ports: [18081, 9]", "clash with each other or a port"),
+        (
+            "    port: 18082",
+            "    port: 18082\n    settings: {env: {SERVICE_MAX_BODY_BYTES: '1m; allow all'}}",
+            "production.settings.env.SERVICE_MAX_BODY_BYTES: must be a whole number of bytes",
+        ),
     ],
 )
 def test_bad_specs_name_the_key_and_file(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -162,3 +167,18 @@ def test_where_an_environment_runs_and_is_reached() -> None:
     assert production.colours == {"blue": 18182, "green": 18282}  # port + 100 and + 200 by default
     staging = load_config(path, env={}).environment("staging")
     assert staging.host is None and not staging.remote and staging.url == "http://127.0.0.1:18081"
+
+
+def test_the_proxy_passes_on_the_bodies_the_service_takes(tmp_path: Path) -> None:
+    """nginx's own limit (1 MiB) refused a 10,000-record batch the service accepts: the proxy takes
+    the service's, SERVICE_MAX_BODY_BYTES from the environment's settings, else 6 MiB."""
+    from cicd.deploy.proxy import render
+
+    path = tmp_path / "pipeline.yaml"
+    limit = "    port: 18082\n    settings: {env: {SERVICE_MAX_BODY_BYTES: 2000}}"
+    path.write_text(GOOD.replace("    port: 18082", limit, 1))
+    cfg = load_config(path, env={})
+    staging, production = cfg.environment("staging"), cfg.environment("production")
+    assert (staging.max_body_bytes, production.max_body_bytes) == (6 * 1024 * 1024, 2000)
+    assert "  client_max_body_size 6291456;\n" in render(staging, "blue")
+    assert "  client_max_body_size 2000;\n" in render(production, "green")
