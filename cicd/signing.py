@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cicd.errors import ConfigError, SigningError
 from cicd.proc import run
+from cicd.writes import shown_path
 
 SIGNATURE_MARKERS = ("-----BEGIN SSH SIGNATURE-----", "-----BEGIN PGP SIGNATURE-----")
 HOW_TO_ADD = (
@@ -88,7 +89,10 @@ class Signing:
             return
         if "PRIVATE KEY-----" not in self.key:
             if not Path(self.key).is_file():
-                raise SigningError(f"{self.key_env} names {self.key}, which is not a key file")
+                raise SigningError(
+                    f"{self.key_env} names {shown_path(self.key)}, which is not a key file: set it to the "
+                    "private key's text (from its -----BEGIN line) or the path of a key file"
+                )
             yield ["-c", "gpg.format=ssh", "-c", f"user.signingkey={self.key}"]
             return
         folder = tempfile.mkdtemp(prefix="trainyard-key-")

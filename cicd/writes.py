@@ -24,6 +24,15 @@ def mask(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+def shown_path(value: str) -> str:
+    """How an error names a variable's value that should have been a file's path but may be a
+    secret (a key pasted without its first line): the path itself when it looks like one (starts
+    with ``/``, ``./``, ``../`` or ``~/``; one short word), else only its length, never its text."""
+    if value.startswith(("/", "./", "../", "~/")) and len(value) <= 255 and not any(c.isspace() for c in value):
+        return value
+    return f"a value of {len(value)} characters (not shown: it may be the secret itself)"
+
+
 @dataclass
 class Writes:
     dry_run: bool = False

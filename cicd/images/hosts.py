@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cicd.errors import HostAccessError
+from cicd.writes import shown_path
 
 
 def variable(environment: str, what: str) -> str:
@@ -64,7 +65,9 @@ def _file(environ: Mapping[str, str], name: str, what: str, required: bool) -> s
         return _private_copy(name, value)  # the text itself (a path never starts so, nor spans lines)
     if Path(value).is_file():
         return value
-    raise HostAccessError(f"{name} names {value}, which is not a file; set it to {what} (its text, or a file's path)")
+    raise HostAccessError(
+        f"{name} names {shown_path(value)}, which is not a file; set it to {what} (its text, or a file's path)"
+    )
 
 
 def _private_copy(name: str, text: str) -> str:

@@ -93,6 +93,17 @@ def test_a_key_path_that_is_not_a_file_is_refused(repo: Path) -> None:
     assert "names /nonexistent/key, which is not a key file" in str(err.value)
 
 
+def test_a_key_pasted_without_its_first_line_is_refused_and_not_shown(repo: Path, tmp_path: Path) -> None:
+    """A secret missing its -----BEGIN line is neither a key's text nor a path: the error says how
+    long it is, never what it says (a CI log keeps it)."""
+    key, _ = new_key(tmp_path / "ours", "ci@example.com")
+    body = "".join(key.read_text().splitlines()[1:-1])  # the key's base64, on one line, no header
+    with Repo(repo, signing=signing(repo, body, [])) as ours, pytest.raises(SigningError) as err:
+        ours.create_tag("v1.0.0", MESSAGE)
+    assert f"a value of {len(body)} characters (not shown" in str(err.value)
+    assert body[:12] not in str(err.value) and "v1.0.0" not in git(repo, "tag", "-l")
+
+
 def test_no_ssh_keygen_is_refused_with_advice(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key, line = new_key(tmp_path / "ours", "ci@example.com")
     only_git = tmp_path / "bin"  # a machine with git but without openssh-client

@@ -49,6 +49,12 @@ def test_ssh_without_files_uses_the_agent_and_the_users_known_hosts() -> None:
     [
         ("tcp://e:2376", {}, "TRAINYARD_STAGING_TLS_CA is not set"),
         ("ssh://d@e", {"TRAINYARD_STAGING_SSH_KEY": "/nope/key"}, "names /nope/key, which is not a file"),
+        # a key pasted without its first line: its length is said, never its text
+        (
+            "ssh://d@e",
+            {"TRAINYARD_STAGING_SSH_KEY": "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"},
+            r"names a value of 42 characters \(not shown: it may be the secret itself\), which is not a file",
+        ),
         ("$STAGING_HOST", {}, r"reads \$STAGING_HOST, which is not set"),
         ("$STAGING_HOST", {"STAGING_HOST": "staging.example.com"}, "must be ssh://user@host"),
     ],
