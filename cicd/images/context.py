@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import posixpath
 import tarfile
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -71,20 +72,32 @@ def extract_safely(tar: tarfile.TarFile, dest: Path) -> None:
 
     Python 3.11.4 added ``filter="data"``; Debian 12 ships 3.11.2, so the same rules (no absolute
     or ``..`` paths, no links leaving ``dest``, no devices) are checked here when it is missing.
+    A path is judged by its text, so nothing may pass through a link of the archive (a member
+    under one, or a link whose target goes through one): where such a path ends is known only
+    after the link exists (``up -> ..`` inside ``sub/``, then ``out -> sub/up/..``).
     """
     if hasattr(tarfile, "data_filter"):
         tar.extractall(dest, filter="data")
         return
-    root = dest.resolve()
     members = tar.getmembers()
+    links = {posixpath.normpath(m.name) for m in members if m.issym() or m.islnk()}
+
+    def leaves(path: str) -> bool:  # ``path`` relative to dest, as text
+        norm = posixpath.normpath(path)
+        parts = norm.split("/")
+        through_link = any("/".join(parts[:i]) in links for i in range(1, len(parts)))
+        return posixpath.isabs(path) or norm == ".." or norm.startswith("../") or through_link
+
     for member in members:
-        target = (root / member.name).resolve()
-        link = (target.parent / member.linkname).resolve() if member.issym() else (root / member.linkname).resolve()
+        name = posixpath.normpath(member.name)
+        if member.issym():
+            target = posixpath.join(posixpath.dirname(name), member.linkname)
+        else:
+            target = member.linkname if member.islnk() else name
         unsafe = (
-            Path(member.name).is_absolute()
-            or not target.is_relative_to(root)
+            leaves(member.name)
             or member.isdev()
-            or ((member.issym() or member.islnk()) and not link.is_relative_to(root))
+            or ((member.issym() or member.islnk()) and (posixpath.isabs(member.linkname) or leaves(target)))
         )
         if unsafe:
             raise ContainerError(f"refused to extract {member.name!r} from a container archive: it leaves {dest}")

@@ -175,8 +175,11 @@ def _archive(*members: tuple[str, bytes | None, str | None]) -> tarfile.TarFile:
         ([("../escape.txt", b"x", None)], False),
         ([("/etc/evil", b"x", None)], False),
         ([("out/link", None, "../../etc/passwd")], False),
+        # chains: each link stays inside by its text, the path through them does not
+        ([("sub/up", None, ".."), ("out", None, "sub/up/.."), ("out/escape.txt", b"x", None)], False),
+        ([("l1", None, "."), ("l1/l2", None, ".."), ("l1/l2/escape.txt", b"x", None)], False),
     ],
-    ids=["file", "inner-link", "dotdot", "absolute", "outer-link"],
+    ids=["file", "inner-link", "dotdot", "absolute", "outer-link", "link-through-link", "member-under-link"],
 )
 def test_archives_from_containers_cannot_write_outside(
     tmp_path: Path,
