@@ -49,18 +49,40 @@ INSTALLER = "cicd/build/docker/installer.txt"  # uv, for both images' installs f
 
 
 # --- versions --------------------------------------------------------------------------------
-def compute_version(ctx: Context, branch: str) -> semver.Version:
-    """Next version from the latest final release tag and the commits since (reads git only)."""
+def compute_version(ctx: Context, branch: str, tags: Sequence[Tagged] | None = None) -> semver.Version:
+    """Next version from the latest final release and the commits since (reads git only).
+
+    Only signed release records count (:func:`release_records`; ``tags``: the caller's one read
+    of :meth:`Context.trusted_tags`): a tag made by hand that names a version (``v41.0.0``, with no
+    record) steers nothing; its name is only never taken again (the next pre-release skips it,
+    and a final release whose name it holds is refused, naming it)."""
     cfg = ctx.config
-    scan = versioning.scan_tags(ctx.repo.tags(), cfg.tags.release)
+    read = ctx.trusted_tags(strict=False) if tags is None else tags
+    scan = versioning.scan_tags([t.name for t in read], cfg.tags.release)
     for tag in scan.malformed:
         log.warning("warning: ignoring malformed release tag %r (not semantic versioning); rename or delete it", tag)
-    latest = versioning.latest_final(scan)
+    released = {r.tag for r in release_records(ctx, read)}
+    stray = sorted(set(scan.versions) - released)
+    for tag in stray:
+        log.warning(
+            "warning: ignoring tag %r for the version: it is no signed release record (made by hand?); "
+            "if nobody needs it: git push origin :refs/tags/%s && git tag -d %s",
+            tag, tag, tag,
+        )  # fmt: skip
+    records = versioning.TagScan({t: v for t, v in scan.versions.items() if t in released}, [])
+    latest = versioning.latest_final(records)
     since = cfg.tags.release_tag(str(latest)) if latest else None
     target = versioning.next_version(latest, ctx.repo.messages_since(since), cfg.release.initial_version)
     if cfg.branches.kind(branch) == "develop":
         return versioning.next_prerelease(target, scan.versions.values(), cfg.release.prerelease)
     if cfg.branches.kind(branch) == "release":
+        taken = cfg.tags.release_tag(str(target))
+        if taken in stray:
+            raise VersionError(
+                f"the next release is {target}, but tag {taken} already exists and is no signed release record "
+                f"(made by hand?): if nobody needs it, delete it (git push origin :refs/tags/{taken} && "
+                f"git tag -d {taken}) and release again"
+            )
         return target
     return target.replace(prerelease="dev.0", build=ctx.repo.head()[:7])
 
@@ -557,9 +579,9 @@ def release(ctx: Context) -> dict[str, Any]:
         log.warning("warning: a real release would stop here: %s", err)
     engine = ctx.engine
     branch = ctx.branch()
-    version = compute_version(ctx, branch)
+    tags = None if results.turned_off(ctx) else ctx.trusted_tags()  # one read for the version and both reuse checks
+    version = compute_version(ctx, branch, tags)
     tag = cfg.tags.release_tag(str(version))
-    tags = None if results.turned_off(ctx) else ctx.trusted_tags()  # one read for both reuse checks
     done = None if tags is None else _released_here(ctx, branch, tags)
     if done is not None:
         log.info(

@@ -138,3 +138,23 @@ def test_a_refused_push_says_so_and_never_prints_the_password(released_flow: dic
     assert f"the registry refused {secured.address}/{RELEASE_NAME}:0.1.0-rc.2" in result.stderr, result.stderr[-2000:]
     assert "canary-wrong-password" not in result.stdout + result.stderr
     assert "v0.1.0-rc.2" not in git(work, "tag", "-l")  # nothing recorded for a release that did not ship
+
+
+def test_only_signed_release_records_steer_the_version(released_flow: dict[str, Any], tmp_path: Path) -> None:
+    """Tags someone made by hand that name versions (no record, no signature) steer nothing: a
+    ``v41.0.0`` leaves the next pre-release where the signed record puts it, a pre-created name is
+    skipped, and a final release whose name is taken is refused naming the tag; each is said."""
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", "--branch", "develop", str(released_flow["origin"]), str(clone))
+    assert released_flow["record"]["version"] == "0.1.0-rc.1"  # the signed record on origin
+    git(clone, "tag", "v41.0.0")  # lightweight: by hand
+    git(clone, "tag", "v0.1.0-rc.2")  # the name the next release would take, taken by hand
+    done = cicd(clone, "--json", "version")
+    assert json.loads(done.stdout)["result"]["version"] == "0.1.0-rc.3", done.stdout
+    assert "ignoring tag 'v41.0.0' for the version: it is no signed release record" in done.stderr
+    assert "ignoring tag 'v0.1.0-rc.1'" not in done.stderr  # the signed record counts
+    git(clone, "checkout", "--quiet", "-b", "main")  # a release branch: its release is final
+    git(clone, "tag", "v0.1.0")
+    refused = cicd(clone, "version", check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "tag v0.1.0 already exists and is no signed release record" in refused.stderr, refused.stderr
