@@ -139,6 +139,7 @@ class PredictionLogSettings:
 
     sample: float = 1.0  # the share of requests logged
     max_rows: int = 1_000_000  # the newest rows kept
+    max_age_days: float = 90.0  # older rows are deleted too
 
 
 @dataclass(frozen=True)
@@ -494,11 +495,16 @@ def _image_reference(r: _Reader, key: str) -> str:
 
 
 def _prediction_log(r: _Reader, key: str) -> PredictionLogSettings:
-    section = r.checked(key, {"sample", "max_rows"})
+    section = r.checked(key, {"sample", "max_rows", "max_age_days"})
     sample = section.get("sample", 1.0)
     if isinstance(sample, bool) or not isinstance(sample, int | float) or not 0 < sample <= 1:
         raise r.fail(f"{key}.sample", f"must be a share of requests above 0 and at most 1, got {sample!r}")
-    return PredictionLogSettings(sample=float(sample), max_rows=r.integer(f"{key}.max_rows", 1_000_000, 1, 10**12))
+    age = section.get("max_age_days", 90)
+    if isinstance(age, bool) or not isinstance(age, int | float) or not 0 < age <= 36500:
+        raise r.fail(f"{key}.max_age_days", f"must be a number of days above 0 and at most 36500, got {age!r}")
+    return PredictionLogSettings(
+        sample=float(sample), max_rows=r.integer(f"{key}.max_rows", 1_000_000, 1, 10**12), max_age_days=float(age)
+    )
 
 
 def _placement(r: _Reader, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:

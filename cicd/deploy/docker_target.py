@@ -164,6 +164,7 @@ class DockerTarget:
                 "SERVICE_PREDICTION_LOG": f"sqlite:///{LOG_DIR}/{LOG_FILE}",
                 "SERVICE_PREDICTION_LOG_SAMPLE": str(logged.sample),
                 "SERVICE_PREDICTION_LOG_MAX_ROWS": str(logged.max_rows),
+                "SERVICE_PREDICTION_LOG_MAX_AGE_DAYS": str(logged.max_age_days),
             }
         shape = {"env": env, "volumes": volumes, "memory": self.env.memory, "pids": self.env.pids}
         fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]

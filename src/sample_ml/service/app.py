@@ -18,7 +18,6 @@ with ``SERVICE_METADATA=full``. ``/metrics`` is Prometheus (``sample_ml.service.
 
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -255,7 +254,7 @@ def create_app(
         if measured:
             metrics.observe_predictions(predictions)
         if state.get("log") is not None:
-            state["log"].record(frame.to_numpy(), predictions, service_version(), x_request_id or uuid.uuid4().hex)
+            state["log"].record(frame.to_numpy(), predictions, service_version(), x_request_id)
         return PredictResponse(
             predictions=predictions.tolist(),
             model_name=current.metadata["model_name"],

@@ -2,11 +2,15 @@
 
 Opt-in: ``SERVICE_PREDICTION_LOG`` names a SQLAlchemy URL (``sqlite:////var/lib/predictions/predictions.sqlite``
 on a volume that outlives the container, or any database). Each logged row holds one record's
-features, its prediction, the model version, the request id and the time (UTC). Nothing else:
-no client address, no headers.
+features, its prediction, the model version, a request id and the time (UTC). Nothing else:
+no client address, no headers. The request id is made here, or, when the client sent an
+``X-Request-ID``, the first 32 hex digits of its SHA-256: a client finds its rows by hashing its
+own id, and whatever it put in the header is never stored as it was.
 
 - ``SERVICE_PREDICTION_LOG_SAMPLE`` (0 to 1, default 1): the share of requests logged;
-- ``SERVICE_PREDICTION_LOG_MAX_ROWS`` (default 1,000,000): the newest rows kept, older ones deleted.
+- ``SERVICE_PREDICTION_LOG_MAX_ROWS`` (default 1,000,000): the newest rows kept, older ones deleted;
+- ``SERVICE_PREDICTION_LOG_MAX_AGE_DAYS`` (default 90): rows older than this are deleted too
+  (checked about once a minute).
 
 Writing never fails a request and costs it an append: a request hands its records and predictions
 to a bounded queue (``QUEUE_ROWS`` rows), and a background thread turns them into rows and writes
@@ -16,9 +20,12 @@ are dropped and counted (``prediction_log_dropped_total``), and the service keep
 The drift check reads the log back with the ``predictions`` data loader.
 """
 
+import hashlib
 import os
 import random
 import threading
+import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -35,6 +42,13 @@ DROPPED = Counter("prediction_log_dropped", "Prediction rows dropped (queue full
 QUEUE_ROWS = 100_000  # rows waiting at most; beyond, a request's rows are dropped
 BATCH = 1_000  # rows a transaction at most
 FLUSH_SECONDS = 1.0  # how often the writer wakes up: a row reaches the database within about this
+AGE_CHECK_SECONDS = 60.0  # how often rows past the age limit are deleted
+
+
+def stored_request_id(given: str | None) -> str:
+    """What the log keeps as a request's id: the first 32 hex digits of the SHA-256 of the
+    client's ``X-Request-ID``, or a new random one when it sent none."""
+    return hashlib.sha256(given.encode()).hexdigest()[:32] if given else uuid.uuid4().hex
 
 
 def _number(name: str, default: float, lo: float, hi: float) -> float:
@@ -51,8 +65,18 @@ def _number(name: str, default: float, lo: float, hi: float) -> float:
 class PredictionLog:
     """A background writer of prediction rows into one table of a SQLAlchemy database."""
 
-    def __init__(self, url: str, features: Sequence[str], sample: float = 1.0, max_rows: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        features: Sequence[str],
+        sample: float = 1.0,
+        max_rows: int = 1_000_000,
+        max_age_days: float = 90.0,
+    ) -> None:
         self.url, self.features, self.sample, self.max_rows = url, list(features), sample, max_rows
+        self.max_age_seconds = max_age_days * 86400
+        self.clock = time.time  # seconds since the epoch; the age limit counts from it
+        self.aged = 0.0  # when rows past the age limit were last deleted (clock time)
         # One entry a request, turned into rows by the writer: a request pays for an append only.
         self.pending: deque[tuple[str, str, str, np.ndarray, np.ndarray]] = deque()
         self.queued = 0  # rows waiting, at most QUEUE_ROWS
@@ -64,7 +88,7 @@ class PredictionLog:
             TABLE,
             sa.MetaData(),
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("time", sa.String(40), nullable=False),
+            sa.Column("time", sa.String(40), nullable=False, index=True),  # ISO 8601 in UTC: sorts as time does
             sa.Column("request_id", sa.String(64), nullable=False),
             sa.Column("version", sa.String(64), nullable=False),
             sa.Column("prediction", sa.Float, nullable=False),
@@ -84,11 +108,13 @@ class PredictionLog:
             return None
         sample = _number("SERVICE_PREDICTION_LOG_SAMPLE", 1.0, 0.0, 1.0)
         max_rows = int(_number("SERVICE_PREDICTION_LOG_MAX_ROWS", 1_000_000, 1, 1e12))
-        return cls(url, features, sample, max_rows)
+        max_age = _number("SERVICE_PREDICTION_LOG_MAX_AGE_DAYS", 90.0, 1e-6, 36500)
+        return cls(url, features, sample, max_rows, max_age)
 
-    def record(self, features: np.ndarray, predictions: np.ndarray, version: str, request_id: str) -> None:
+    def record(self, features: np.ndarray, predictions: np.ndarray, version: str, request_id: str | None) -> None:
         """Queue one request's rows (if sampled): ``features`` a records × features matrix in
-        :attr:`features` order, ``predictions`` one value a record. Never blocks, never raises; the
+        :attr:`features` order, ``predictions`` one value a record, ``request_id`` the client's
+        (stored hashed: :func:`stored_request_id`) or None. Never blocks, never raises; the
         request must not change the arrays afterwards."""
         if self.sample < 1.0 and random.random() >= self.sample:  # noqa: S311 - sampling, not security
             return
@@ -97,8 +123,8 @@ class PredictionLog:
                 DROPPED.inc(len(predictions))
                 return
             self.queued += len(predictions)
-        when = datetime.now(UTC).isoformat(timespec="microseconds")
-        self.pending.append((when, request_id, version, features, predictions))
+        when = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
+        self.pending.append((when, stored_request_id(request_id), version, features, predictions))
 
     def _write_forever(self) -> None:
         # Wake once every FLUSH_SECONDS (or at close), never per request: the database sees one
@@ -136,6 +162,11 @@ class PredictionLog:
                 newest = conn.execute(sa.select(sa.func.max(self.table.c.id))).scalar_one()
                 if newest is not None and newest > self.max_rows:
                     conn.execute(sa.delete(self.table).where(self.table.c.id <= newest - self.max_rows))
+                now = self.clock()
+                if now - self.aged >= AGE_CHECK_SECONDS:
+                    oldest = datetime.fromtimestamp(now - self.max_age_seconds, UTC).isoformat(timespec="microseconds")
+                    conn.execute(sa.delete(self.table).where(self.table.c.time < oldest))
+                    self.aged = now
             LOGGED.inc(len(batch))
         except sa.exc.SQLAlchemyError:
             DROPPED.inc(len(batch))

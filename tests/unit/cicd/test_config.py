@@ -138,7 +138,8 @@ def test_unknown_environment_lists_the_known_ones() -> None:
 @pytest.mark.parametrize(
     ("value", "says"),
     [("{sample: 0}", "prediction_log.sample: must be a share"), ("{sample: 0.5, rows: 3}", "unknown key"),
-     ("{max_rows: 0}", "prediction_log.max_rows: must be an integer")],
+     ("{max_rows: 0}", "prediction_log.max_rows: must be an integer"),
+     ("{max_age_days: 0}", "prediction_log.max_age_days: must be a number of days")],
 )  # fmt: skip
 def test_a_bad_prediction_log_setting_is_refused(tmp_path: Path, value: str, says: str) -> None:
     spec = tmp_path / "pipeline.yaml"

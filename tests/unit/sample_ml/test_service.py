@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -171,7 +173,8 @@ def test_invented_methods_share_one_label_set(bundle_dir: Path, monkeypatch: pyt
     from sample_ml.service.metrics import REQUESTS
 
     def label_sets() -> set[tuple[str, str, str]]:
-        return {tuple(s.labels[k] for k in ("route", "method", "status")) for s in REQUESTS.collect()[0].samples}
+        [metric] = REQUESTS.collect()
+        return {(s.labels["route"], s.labels["method"], s.labels["status"]) for s in metric.samples}
 
     with _app(bundle_dir, monkeypatch) as c:
         before = label_sets()
@@ -206,7 +209,8 @@ def test_predictions_are_logged_with_what_was_asked(
         answer = c.post("/predict", json={"records": [record, record]}, headers={"x-request-id": "req-1"}).json()
         c.post("/predict", json={"records": [record]})
     rows = _logged(db)  # the app stopped: everything queued was written
-    assert [r["request_id"] for r in rows[:2]] == ["req-1", "req-1"] and len(rows) == 3
+    hashed = hashlib.sha256(b"req-1").hexdigest()[:32]  # the client's id is never stored as it came
+    assert [r["request_id"] for r in rows[:2]] == [hashed, hashed] and len(rows) == 3
     assert rows[0]["prediction"] == pytest.approx(answer["predictions"][0]) and rows[0]["version"] == "1.2.3"
     assert rows[0]["bmi"] == pytest.approx(record["bmi"]) and rows[0]["time"].endswith("+00:00")
     assert len(rows[2]["request_id"]) == 32  # one is made when the client sends none
@@ -231,6 +235,29 @@ def test_the_log_is_sampled_and_bounded(
     assert len(_logged(bounded)) <= 5 + 3  # trimmed per batch: never more than the bound and one batch
 
 
+def test_rows_past_the_age_limit_are_deleted(tmp_path: Path) -> None:
+    """SERVICE_PREDICTION_LOG_MAX_AGE_DAYS: rows older than the limit go, at the next write after a
+    minute; newer ones stay. The log's clock is moved on instead of waiting for days."""
+    from sample_ml.service.prediction_log import PredictionLog
+
+    db = tmp_path / "aged.sqlite"
+    log = PredictionLog(f"sqlite:///{db}", ["x"], max_age_days=1.0)
+    log.stopping.set()
+    log.thread.join()  # the rows are written here, one write each, not by its thread
+    day, start, created = 86400.0, 1_800_000_000.0, False
+    try:
+        for offset in (0.0, 0.5 * day, 1.2 * day, 1.7 * day):  # the first two are over a day old at the end
+            log.clock = lambda offset=offset: start + offset  # type: ignore[misc]
+            log.record(np.array([[1.0]]), np.array([2.0]), "1.0.0", None)
+            when, request_id, version, _, _ = log.pending.popleft()
+            created = log._write([(when, request_id, version, 2.0, 1.0)], created)
+    finally:
+        log.engine.dispose()
+    kept = _logged(db)
+    assert len(kept) == 2 and all(len(r["request_id"]) == 32 for r in kept), kept
+    assert min(r["time"] for r in kept) >= "2027-01-16", kept  # 1,800,000,000 + 1.2 days, in UTC
+
+
 def test_a_sink_that_is_down_fails_no_request(
     bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame
 ) -> None:
@@ -250,7 +277,6 @@ def test_metrics_can_be_turned_off(bundle_dir: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_predictions_go_into_the_histogram_as_observe_would_put_them() -> None:
-    import numpy as np
     from prometheus_client import CollectorRegistry, Histogram
 
     from sample_ml.service import metrics
