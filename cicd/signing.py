@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cicd.errors import ConfigError, SigningError
 from cicd.proc import run
-from cicd.writes import shown_path
+from cicd.writes import names_a_file, shown_path
 
 SIGNATURE_MARKERS = ("-----BEGIN SSH SIGNATURE-----", "-----BEGIN PGP SIGNATURE-----")
 HOW_TO_ADD = (
@@ -88,7 +88,7 @@ class Signing:
             yield ["-c", "gpg.format=ssh"]
             return
         if "PRIVATE KEY-----" not in self.key:
-            if not Path(self.key).is_file():
+            if not names_a_file(self.key):
                 raise SigningError(
                     f"{self.key_env} names {shown_path(self.key)}, which is not a key file: set it to the "
                     "private key's text (from its -----BEGIN line) or the path of a key file"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 log = logging.getLogger("cicd.writes")
 
@@ -22,6 +23,16 @@ def mask(text: str, secrets: Iterable[str | None]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def names_a_file(value: str) -> bool:
+    """``value`` is the path of an existing file. A value that cannot be a path at all (a secret
+    pasted in its place: a part of it longer than a file name may be) is no file, not an
+    ``OSError`` whose message would carry the value."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG and the like; a NUL byte
+        return False
 
 
 def shown_path(value: str) -> str:

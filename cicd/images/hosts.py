@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cicd.errors import HostAccessError
-from cicd.writes import shown_path
+from cicd.writes import names_a_file, shown_path
 
 
 def variable(environment: str, what: str) -> str:
@@ -63,7 +63,7 @@ def _file(environ: Mapping[str, str], name: str, what: str, required: bool) -> s
         return None
     if "\n" in value.strip() or value.lstrip().startswith(_TEXT) or (" " in value.strip() and "/" not in value[:1]):
         return _private_copy(name, value)  # the text itself (a path never starts so, nor spans lines)
-    if Path(value).is_file():
+    if names_a_file(value):
         return value
     raise HostAccessError(
         f"{name} names {shown_path(value)}, which is not a file; set it to {what} (its text, or a file's path)"

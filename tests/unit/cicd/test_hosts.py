@@ -55,6 +55,8 @@ def test_ssh_without_files_uses_the_agent_and_the_users_known_hosts() -> None:
             {"TRAINYARD_STAGING_SSH_KEY": "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"},
             r"names a value of 42 characters \(not shown: it may be the secret itself\), which is not a file",
         ),
+        # one word longer than a file name may be: no OSError carrying it
+        ("ssh://d@e", {"TRAINYARD_STAGING_SSH_KEY": "A" * 300}, r"names a value of 300 characters \(not shown"),
         ("$STAGING_HOST", {}, r"reads \$STAGING_HOST, which is not set"),
         ("$STAGING_HOST", {"STAGING_HOST": "staging.example.com"}, "must be ssh://user@host"),
     ],
