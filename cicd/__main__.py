@@ -19,6 +19,7 @@ from typing import Any
 
 from cicd import proc
 from cicd.errors import ConfigError, run_cli
+from cicd.writes import names_a_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,7 +224,7 @@ def _run(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str | None]:
         from cicd.retrain import retrain
 
         environment = _environment_source(ctx, args)
-        if args.source and Path(args.source).exists():  # the retrain step runs in the repository root
+        if args.source and names_a_file(args.source, or_folder=True):  # the retrain step runs in the repository root
             args.source = str(Path(args.source).resolve())
         if args.predictions and environment:
             raise ConfigError("--predictions and --source <environment> both name a log: give one")
@@ -278,7 +279,7 @@ def _environment_source(ctx: Any, args: argparse.Namespace) -> str | None:
     source = args.source
     if not source or source not in ctx.config.environments:
         return None
-    if Path(source).exists():
+    if names_a_file(source, or_folder=True):
         raise ConfigError(
             f"--source {source} is both an environment and a path here; say ./{source} for the file, "
             "or rename one of them"

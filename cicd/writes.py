@@ -25,12 +25,12 @@ def mask(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
-def names_a_file(value: str) -> bool:
-    """``value`` is the path of an existing file. A value that cannot be a path at all (a secret
-    pasted in its place: a part of it longer than a file name may be) is no file, not an
-    ``OSError`` whose message would carry the value."""
+def names_a_file(value: str, *, or_folder: bool = False) -> bool:
+    """``value`` is the path of an existing file (``or_folder``: or folder). A value that cannot be
+    a path at all (a secret pasted in its place, a database URL: a part of it longer than a file
+    name may be) is none, not an ``OSError`` whose message would carry the value."""
     try:
-        return Path(value).is_file()
+        return Path(value).exists() if or_folder else Path(value).is_file()
     except (OSError, ValueError):  # ENAMETOOLONG and the like; a NUL byte
         return False
 

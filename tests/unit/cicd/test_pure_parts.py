@@ -341,3 +341,17 @@ def test_the_probe_run_inside_a_container_waits_for_200_and_never_runs_its_url(t
     injected = f"http://127.0.0.1:{free_port()}/h'+open('{planted}','w').write('x')+'"
     assert probe(injected, 0.5) == 1  # nothing answers: not healthy when the time is up
     assert not planted.exists()
+
+
+def test_a_value_that_may_be_a_secret_is_never_shown_or_raised(tmp_path: Path) -> None:
+    """Variables that hold a path or a secret's text: a value that cannot be a path (one word longer
+    than a file name may be, a NUL) is no file, never an OSError carrying it; an error names a path
+    only when it looks like one, else the value's length."""
+    from cicd.writes import names_a_file, shown_path
+
+    (tmp_path / "key").write_text("x")
+    assert names_a_file(str(tmp_path / "key")) and names_a_file(str(tmp_path), or_folder=True)
+    assert not names_a_file(str(tmp_path)) and not names_a_file("A" * 300) and not names_a_file("a\0b")
+    assert not names_a_file("postgresql://u:" + "p" * 300 + "@db/x", or_folder=True)
+    assert shown_path("/nope/key") == "/nope/key" and shown_path("./k") == "./k"
+    assert shown_path("b3Blbn/Nza C1rZXk") == "a value of 17 characters (not shown: it may be the secret itself)"
