@@ -164,11 +164,16 @@ class Environment:
     tls: bool = False  # the proxy terminates TLS (certificate and key from TRAINYARD_<ENV>_PROXY_CERT/_KEY)
 
     @property
+    def service_env(self) -> Mapping[str, Any]:
+        """``settings.env``: the service's own settings (none when it is missing or no mapping)."""
+        return _settings_env(self.settings)
+
+    @property
     def max_body_bytes(self) -> int:
         """The largest request body the proxy passes on: the service's own limit,
         ``settings.env.SERVICE_MAX_BODY_BYTES`` (checked when the spec is read), else the sample
         service's default, 6 MiB (nginx's own default, 1 MiB, refused batches the service takes)."""
-        return int(_settings_env(self.settings).get(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES))
+        return int(self.service_env.get(MAX_BODY_SETTING, DEFAULT_MAX_BODY_BYTES))
 
     @property
     def url(self) -> str:

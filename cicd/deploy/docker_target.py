@@ -109,9 +109,8 @@ class DockerTarget:
         }
 
     def _service_env(self, port: int, digest: str, version: str, commit: str) -> dict[str, str]:
-        extra = self.env.settings.get("env", {}) if isinstance(self.env.settings.get("env", {}), dict) else {}
         return {
-            **{str(k): str(v) for k, v in extra.items()},
+            **{str(k): str(v) for k, v in self.env.service_env.items()},
             "SERVICE_HOST": "127.0.0.1",
             "SERVICE_PORT": str(port),
             "IMAGE_DIGEST": digest,

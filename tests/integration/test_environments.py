@@ -43,6 +43,8 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.slow(seconds=540)  # left out by --fast; the estimate orders the workers
 
 ENVIRONMENTS = ("integration", "staging", "qa", "production")
+FIRST_ROW = {"age": 59.0, "sex": 2, "bmi": 32.1, "bp": 101.0, "s1": 157.0, "s2": 93.2, "s3": 38.0,
+             "s4": 4.0, "s5": 4.8598, "s6": 87.0}  # the first row of the dummy data, as a request sends it  # fmt: skip
 
 
 def _four_environments(work: Path) -> dict[str, int]:
@@ -555,11 +557,9 @@ def test_a_real_prometheus_scrapes_staging_and_counts_what_was_sent(
         eventually(lambda: value('up{job="staging"}') == 1, "the staging target was not up")
         before = value(counted)
         assert before is not None
-        record = {"age": 59.0, "sex": 2, "bmi": 32.1, "bp": 101.0, "s1": 157.0, "s2": 93.2, "s3": 38.0,
-                  "s4": 4.0, "s5": 4.8598, "s6": 87.0}  # the first row of the dummy data  # fmt: skip
         sent = 17
         for _ in range(sent):
-            status, body = request_json(f"http://127.0.0.1:{staging}/predict", {"records": [record]})
+            status, body = request_json(f"http://127.0.0.1:{staging}/predict", {"records": [FIRST_ROW]})
             assert status == 200, body
         eventually(lambda: value(counted) == before + sent, f"Prometheus did not count {sent} more predictions")
     finally:
@@ -572,9 +572,7 @@ def test_the_largest_batch_the_service_takes_passes_the_proxy(flow: dict[str, An
     """10,000 records, the service's most, in one request through production's proxy: over nginx's
     own 1 MiB body limit, which refused it with a 413 the service never saw; now the proxy's limit
     is the service's (6 MiB here). Production's log is read by no test; staging's is (drift)."""
-    record = {"age": 59.0, "sex": 2, "bmi": 32.1, "bp": 101.0, "s1": 157.0, "s2": 93.2, "s3": 38.0,
-              "s4": 4.0, "s5": 4.8598, "s6": 87.0}  # the first row of the dummy data  # fmt: skip
-    batch = {"records": [record] * 10_000}
+    batch = {"records": [FIRST_ROW] * 10_000}
     assert len(json.dumps(batch)) > 1024 * 1024  # nginx's default limit would refuse it
     status, body = request_json(f"http://127.0.0.1:{flow['ports']['production']}/predict", batch, timeout=60)
     assert status == 200 and len(body["predictions"]) == 10_000, (status, str(body)[:300])
