@@ -33,11 +33,13 @@ from cicd.contract import VERSION_LINE  # the one line build_wheel stamps
 from cicd.errors import CICDError, GateError, ReleaseNotFoundError, TestsFailedError, VersionError
 from cicd.images import ContextFile, read_ignore, tree_files
 from cicd.records import CheckRecord, ReleaseRecord, Tagged, find_release, scan, timestamp
-from cicd.wheelhouse import ensure_wheelhouse
+from cicd.wheelhouse import ensure_wheelhouse, wheelhouse_key
 
 log = logging.getLogger(__name__)
 
 BUILD_DOCKERFILE = "cicd/build/docker/Dockerfile"
+BUILD_DEPS_DOCKERFILE = "cicd/build/docker/deps.Dockerfile"  # its dependencies: an image of their own
+DEPS_LABEL = "io.trainyard.deps.key"  # the content key a dependencies image was built for
 PROJECT = "project/"  # where the project's files go in the build image's context (the wheelhouse beside)
 # Paths inside throwaway containers, not on the host.
 IN_REPORTS = "/tmp/reports"  # noqa: S108  # nosec B108
@@ -185,32 +187,84 @@ def _wheelhouse_files(path: Path) -> list[ContextFile]:
     return [ContextFile(f"wheelhouse/{p.name}", path=p) for p in sorted(path.glob("*.whl"))]
 
 
+def dependencies_image(
+    ctx: Context, repository: str, dockerfile: str, files: Sequence[ContextFile], wheelhouse: tuple[str, list[Path]]
+) -> tuple[str, str, bool]:
+    """The image of one Dockerfile's dependencies (a ``deps.Dockerfile``, with ``files`` and the
+    wheelhouse ``(name, locks)`` as its context): reused when one built from the same inputs is
+    in the engine, else built, the wheelhouse made or reused first. Its id, its tag
+    (``<repository>-deps:<key>``) and whether it was reused.
+
+    The key covers every input of that build but the wheels' bytes, which the locks' hashes pin
+    (the wheelhouse's own key): the Dockerfile and ``files`` by content, the locks, the base image
+    by id. So a commit's build sends only its own files; the wheelhouse is read again only when
+    the dependencies change. ``--no-cache`` builds it again."""
+    cfg, engine = ctx.config, ctx.engine
+    name, locks = wheelhouse
+    platform = engine.images.platform(cfg.images.base)
+    inputs = {
+        "dockerfile": dockerfile,
+        "files": {
+            f.arcname: hashlib.sha256(f.data if f.data is not None else Path(str(f.path)).read_bytes()).hexdigest()
+            for f in files
+        },
+        "wheelhouse": f"{name}-{wheelhouse_key(locks, platform)}",
+        "base": engine.images.id(cfg.images.base),
+    }
+    key = "sha256:" + hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    tag = f"{repository}-deps:{key.removeprefix('sha256:')[:16]}"
+    if not engine.images.no_cache and engine.images.exists(tag):
+        labels = (engine.images.attrs(tag).get("Config") or {}).get("Labels") or {}
+        if labels.get(DEPS_LABEL) == key:
+            log.info("dependencies %s: reused (the same Dockerfile, locks and base image)", tag)
+            return engine.images.id(tag), tag, True
+    built = engine.images.build(
+        [*files, *_wheelhouse_files(ensure_wheelhouse(name, locks, platform))],
+        dockerfile,
+        tag,
+        buildargs={"BASE_IMAGE": cfg.images.base},
+        labels={DEPS_LABEL: key},
+    )
+    log.info(
+        "dependencies %s (%s): %d of %d steps from cache", tag, built.image_id[:19], built.cached_steps, built.steps
+    )
+    return built.image_id, tag, False
+
+
 def build_image(ctx: Context) -> dict[str, Any]:
-    """The build image: source, tests and dev dependencies (installed from the wheelhouse)."""
+    """The build image: source and tests over the dev dependencies' own image (:func:`dependencies_image`)."""
     cfg, engine = ctx.config, ctx.engine
     version = str(compute_version(ctx, ctx.branch()))
     tag = f"{cfg.images.build}:{ctx.commit_tag()}"
     if ctx.dry_run:  # no pull, no wheelhouse, no wheel: only what would be built
-        ctx.writes.allow(f"build {tag} from {BUILD_DOCKERFILE}, with the dev wheelhouse and this commit's wheel")
+        ctx.writes.allow(
+            f"build {tag} from {BUILD_DOCKERFILE} over its dependencies ({BUILD_DEPS_DOCKERFILE} with the dev "
+            "wheelhouse, when they changed), and this commit's wheel"
+        )
         return {"image": tag, "image_id": "", "version": version, "built": False}
     engine.images.ensure_base(cfg.images.base)
     if "@sha256:" not in cfg.images.base:
         log.warning("base image %s is pinned by tag only: whatever image has that tag is built on", cfg.images.base)
-    platform = engine.images.platform(cfg.images.base)
     reqs = [
         ctx.root / "src/requirements/dev.txt",
         ctx.root / "cicd/requirements.txt",
         ctx.root / INSTALLER,
     ]
-    wheelhouse = ensure_wheelhouse("dev", reqs, platform)
     listed = ctx.repo.listed_files()  # never a file git ignores
     files = tree_files(ctx.root, ctx.root / "cicd/build/docker/.dockerignore", PROJECT, only=listed)
-    files += _wheelhouse_files(wheelhouse)
+    deps_inputs = ("src/requirements/", "cicd/requirements.txt", INSTALLER, BUILD_DEPS_DOCKERFILE)
+    deps_id, deps_tag, deps_reused = dependencies_image(
+        ctx,
+        cfg.images.build,
+        PROJECT + BUILD_DEPS_DOCKERFILE,
+        [f for f in files if f.arcname.removeprefix(PROJECT).startswith(deps_inputs)],
+        ("dev", reqs),
+    )
     result = engine.images.build(
         files,
         PROJECT + BUILD_DOCKERFILE,
         tag,
-        buildargs={"BASE_IMAGE": cfg.images.base},
+        buildargs={"DEPS_IMAGE": deps_id},
         labels=oci_labels(ctx, version, f"{cfg.project} build"),
     )
     engine.images.tag(result.image_id, cfg.images.build, "latest")
@@ -223,6 +277,7 @@ def build_image(ctx: Context) -> dict[str, Any]:
         "steps": result.steps,
         "cached_steps": result.cached_steps,
         "rebuilt": result.rebuilt,
+        "dependencies": {"image": deps_tag, "image_id": deps_id, "reused": deps_reused},
         "built": True,
     }
     _write_json(ctx.artifacts / "build.json", summary)
@@ -430,19 +485,36 @@ def _audit(ctx: Context, image_id: str, reports: Path) -> str:
 
 
 # --- release ---------------------------------------------------------------------------------
-def _release_files(ctx: Context, wheelhouse: Path, wheel: Path, model: Path) -> list[ContextFile]:
+def _release_context(ctx: Context, files: list[ContextFile]) -> list[ContextFile]:
+    """``files`` less what the release ``.dockerignore`` keeps out (a second guard)."""
+    patterns = [p.removeprefix("**/") for p in read_ignore(ctx.root / RELEASE_DIR / ".dockerignore")]
+    return [f for f in files if not any(fnmatch(part, pat) for part in f.arcname.split("/") for pat in patterns)]
+
+
+def _release_files(ctx: Context, wheel: Path, model: Path) -> list[ContextFile]:
     release_dir = ctx.root / RELEASE_DIR
     files = [
         ContextFile("Dockerfile", path=release_dir / "Dockerfile"),
         ContextFile("healthcheck.py", path=release_dir / "healthcheck.py"),
-        ContextFile("requirements/default.txt", path=ctx.root / "src/requirements/default.txt"),
-        ContextFile("requirements/installer.txt", path=ctx.root / INSTALLER),
         ContextFile(f"dist/{wheel.name}", path=wheel),
-        *_wheelhouse_files(wheelhouse),
         *[ContextFile(f"model/{p.relative_to(model)}", path=p) for p in sorted(model.rglob("*")) if p.is_file()],
     ]
-    patterns = [p.removeprefix("**/") for p in read_ignore(release_dir / ".dockerignore")]
-    return [f for f in files if not any(fnmatch(part, pat) for part in f.arcname.split("/") for pat in patterns)]
+    return _release_context(ctx, files)
+
+
+def _release_dependencies(ctx: Context) -> str:
+    """The id of the release image's dependencies image (the runtime wheelhouse's venv)."""
+    release_dir = ctx.root / RELEASE_DIR
+    locks = [ctx.root / "src/requirements/default.txt", ctx.root / INSTALLER]
+    files = [
+        ContextFile("deps.Dockerfile", path=release_dir / "deps.Dockerfile"),
+        ContextFile("requirements/default.txt", path=locks[0]),
+        ContextFile("requirements/installer.txt", path=locks[1]),
+    ]
+    deps_id, _, _ = dependencies_image(
+        ctx, ctx.config.images.release, "deps.Dockerfile", _release_context(ctx, files), ("runtime", locks)
+    )
+    return deps_id
 
 
 SBOM_DIR = "/opt/sbom"  # where the release Dockerfile writes the CycloneDX SBOM of /opt/venv
@@ -610,16 +682,15 @@ def release(ctx: Context) -> dict[str, Any]:
     card = _check_model_card(ctx.root / Path(settings).parent / "card.json", out / "model" / "metadata.json")
     pep440 = versioning.to_pep440(version)
     wheel = build_wheel(ctx, pep440, out / "dist")
-    runtime = ensure_wheelhouse(
-        "runtime",
-        [ctx.root / "src/requirements/default.txt", ctx.root / INSTALLER],
-        engine.images.platform(cfg.images.base),
-    )
     built = engine.images.build(
-        _release_files(ctx, runtime, wheel, out / "model"),
+        _release_files(ctx, wheel, out / "model"),
         "Dockerfile",
         f"{cfg.images.release}:{version}",
-        buildargs={"BASE_IMAGE": cfg.images.base, "IMPORT_NAME": cfg.import_name},
+        buildargs={
+            "BASE_IMAGE": cfg.images.base,
+            "DEPS_IMAGE": _release_dependencies(ctx),
+            "IMPORT_NAME": cfg.import_name,
+        },
         labels=oci_labels(ctx, str(version), cfg.project),
     )
     image_id, sbom = _with_sbom_label(ctx, built.image_id, f"{cfg.images.release}:{version}", out / "sbom")

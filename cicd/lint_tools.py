@@ -1,11 +1,11 @@
 """Run every linter, inside the build image, and fail if any failed or could not run.
 
 ``python -m cicd.lint_tools [--reports DIR]``: ruff (lint + format check), mypy, bandit, hadolint on
-both Dockerfiles, yamllint on the YAML files, the GitHub and Azure schemas (check-jsonschema,
-offline), actionlint, the check that the CI files call exactly the flow's sessions, the locks, and
-the bring-your-own-model contract (``cicd.contract``). Each tool's output is printed and saved to
-``REPORT_DIR/<tool>.txt``. A tool that is missing counts as a failure: a check that did not run
-never counts as passed.
+the four Dockerfiles (each image's and its dependencies'), yamllint on the YAML files, the GitHub
+and Azure schemas (check-jsonschema, offline), actionlint, the check that the CI files call
+exactly the flow's sessions, the locks, and the bring-your-own-model contract (``cicd.contract``).
+Each tool's output is printed and saved to ``REPORT_DIR/<tool>.txt``. A tool that is missing
+counts as a failure: a check that did not run never counts as passed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from cicd import proc
 from cicd.ci_files import AZURE_FILE, GITHUB_FILE
 from cicd.config import load_config
 
-DOCKERFILES = ["cicd/build/docker/Dockerfile", "cicd/release/docker/Dockerfile"]
+DOCKERFILES = [
+    f"cicd/{image}/docker/{part}" for image in ("build", "release") for part in ("deps.Dockerfile", "Dockerfile")
+]
 YAML = ["cicd/pipeline.yaml"]
 YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 120}, document-start: disable, truthy: {check-keys: false}, comments: {min-spaces-from-content: 1}}}"  # noqa: E501
 
