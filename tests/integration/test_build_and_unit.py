@@ -46,6 +46,30 @@ def test_a_second_build_is_fully_cached(project: dict[str, Any]) -> None:
     build(project)
     again = build(project)
     assert again["cached_steps"] == again["steps"] > 5 and again["rebuilt"] == [], again
+    assert again["dependencies"]["reused"] is True, again  # the wheelhouse is not even sent
+
+
+def test_the_dependencies_image_is_built_again_only_when_its_inputs_change(
+    project: dict[str, Any], engine: Any
+) -> None:
+    work = project["work"]
+    before = build(project)["dependencies"]
+    deps = work / "cicd/build/docker/deps.Dockerfile"
+    original = deps.read_text()
+    deps.write_text(original + f"# a change to the dependencies' Dockerfile {uuid.uuid4().hex}\n")
+    try:
+        changed = build(project)["dependencies"]
+    finally:
+        deps.write_text(original)
+    assert changed["reused"] is False and changed["image"] != before["image"], (before, changed)
+    # An image that merely carries the tag (retagged by hand, or left by another key) is not it.
+    engine.client.images.get(changed["image_id"]).tag(*before["image"].rsplit(":", 1))
+    try:
+        again = build(project)["dependencies"]
+    finally:
+        engine.client.images.get(before["image_id"]).tag(*before["image"].rsplit(":", 1))
+    assert again["image"] == before["image"] and again["reused"] is False, again
+    assert build(project)["dependencies"] == {**again, "reused": True}
 
 
 def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project: dict[str, Any]) -> None:
