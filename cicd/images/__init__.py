@@ -7,6 +7,19 @@ local one: nothing is bind-mounted. :class:`Engine` is split by concern (``engin
 :mod:`cicd.images.base` and every write asks :class:`cicd.writes.Writes` first.
 """
 
+import sys
+
+# docker imports its SSH transport, and with it paramiko (and invoke), whenever paramiko is
+# installed: about 0.3 s of every command, though only an ssh:// engine uses it. It is held back
+# while docker is imported, and imported with the transport when an ssh:// engine is opened
+# (cicd.images.engine._ssh_transport).
+if "docker" not in sys.modules and "paramiko" not in sys.modules:
+    sys.modules["paramiko"] = None  # type: ignore[assignment]  # `import paramiko` raises ImportError
+    try:
+        import docker  # noqa: F401
+    finally:
+        del sys.modules["paramiko"]
+
 from cicd.images.builds import BuildResult, Images
 from cicd.images.containers import Container, Containers, RunResult
 from cicd.images.context import ContextFile, extract_safely, read_ignore, tree_files, write_context

@@ -29,16 +29,26 @@ LOCAL_SOCKET = "unix:///var/run/docker.sock"
 API_VERSION = "1.41"  # the oldest engine the toolkit supports (Debian 12's docker.io 20.10)
 
 
+def _ssh_transport() -> Any:
+    """docker's paramiko transport, imported now: :mod:`cicd.images` holds paramiko back while
+    docker is imported (0.3 s of every command), so docker's client is given the class it would
+    have imported itself."""
+    from docker.api import client as api_client
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    api_client.SSHHTTPAdapter = SSHHTTPAdapter
+    return SSHHTTPAdapter
+
+
 def _ssh_adapter(access: HostAccess, timeout: int) -> Any:
     """docker's paramiko transport, with a key file and a known_hosts file of our choosing.
 
     Its own ``RejectPolicy`` stays: a host whose key is in neither ``~/.ssh/known_hosts`` nor our
-    file is refused, never trusted on first use. (docker exports the transport only when paramiko
-    is installed, hence the import here.)
+    file is refused, never trusted on first use.
     """
-    from docker.transport.sshconn import SSHHTTPAdapter
+    transport = _ssh_transport()
 
-    class Adapter(SSHHTTPAdapter):  # type: ignore[misc]
+    class Adapter(transport):  # type: ignore[misc,valid-type]
         def get_connection(self, url: str, proxies: Any = None) -> Any:
             # docker keeps a pool per request URL (each container's, each exec's), each with SSH
             # sessions of its own; sshd allows ten at a time. One pool for the host instead.
@@ -79,8 +89,8 @@ def _client(access: HostAccess, timeout: int) -> Any:
         return client
     if access.address.startswith("ssh://"):
         # Made with the shell-out transport (which connects to nothing yet), then given ours.
-        client = docker.DockerClient(base_url=access.address, use_ssh_client=True, timeout=timeout, version=API_VERSION)
         adapter = _ssh_adapter(access, timeout)
+        client = docker.DockerClient(base_url=access.address, use_ssh_client=True, timeout=timeout, version=API_VERSION)
         client.api._custom_adapter = adapter
         client.api.mount("http+docker://ssh", adapter)
         return client
