@@ -10,14 +10,16 @@ token and no persisted credentials. Only jobs that push records or branches may 
 ``contents: write``; secrets live in jobs (GitHub: with an ``environment``, whose secrets they
 are; Azure: variable groups linked to a job), never workflow- or pipeline-wide; GitHub actions
 are pinned by commit SHA with the version in a comment; ``pip install`` always uses
-``--require-hashes``. Pure: it reads texts and returns problems (``python -m cicd.ci_files`` in
-``lint`` and a unit test run it).
+``--require-hashes``; an Azure stage that gets secrets runs only for develop, main or master (its
+``condition``, evaluated by :func:`azure_condition` for every kind of run). Pure: it reads texts
+and returns problems (``python -m cicd.ci_files`` in ``lint`` and a unit test run it).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
@@ -207,6 +209,122 @@ def job_variables(job: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     return values, groups
 
 
+# --- Azure stage conditions --------------------------------------------------------------------
+# Enough of Azure's expression language to decide, for a stage, which runs would run it: calls of
+# the functions below on string literals, `variables['Name']` (or `variables.Name`), and
+# `${{ parameters.x }}` (template expressions, filled in first). Anything else is refused.
+_EXPRESSION = re.compile(
+    r"\s*(?:'(?P<text>(?:[^']|'')*)'|variables\[\s*'(?P<indexed>[^']+)'\s*\]|variables\.(?P<dotted>[\w.]+)"
+    r"|(?P<word>[A-Za-z_]\w*)|(?P<mark>[(),]))"
+)
+_FUNCTIONS: dict[str, Any] = {
+    "and": lambda *a: all(_truthy(x) for x in a),
+    "or": lambda *a: any(_truthy(x) for x in a),
+    "not": lambda a: not _truthy(a),
+    "eq": lambda a, b: str(a).lower() == str(b).lower(),
+    "ne": lambda a, b: str(a).lower() != str(b).lower(),
+    "in": lambda a, *b: str(a).lower() in [str(x).lower() for x in b],
+    "notin": lambda a, *b: str(a).lower() not in [str(x).lower() for x in b],
+    "startswith": lambda a, b: str(a).lower().startswith(str(b).lower()),
+    "endswith": lambda a, b: str(a).lower().endswith(str(b).lower()),
+    "contains": lambda a, b: str(b).lower() in str(a).lower(),
+    "succeeded": lambda *a: True,  # the question is what the stage's own condition lets through
+    "always": lambda *a: True,
+    "failed": lambda *a: False,
+    "canceled": lambda *a: False,
+}
+
+
+def _truthy(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() not in ("", "false", "0")
+
+
+def azure_condition(text: str, variables: Mapping[str, str], parameters: Mapping[str, str]) -> bool:
+    """Whether an Azure ``condition`` holds for a run with ``variables`` (``Build.Reason``,
+    ``Build.SourceBranch``, ...) and ``parameters``. :class:`ConfigError` for what it cannot read."""
+    filled = re.sub(r"\$\{\{\s*parameters\.(\w+)\s*\}\}", lambda m: parameters.get(m.group(1), ""), text)
+    tokens: list[tuple[str, str]] = []
+    at = 0
+    while filled[at:].strip():
+        found = _EXPRESSION.match(filled, at)
+        if found is None:
+            raise ConfigError(f"cannot read the condition {text.strip()!r} at {filled[at:].strip()[:20]!r}")
+        kind = str(found.lastgroup)
+        tokens.append((kind, found.group(kind)))
+        at = found.end()
+    value, rest = _expression(tokens, text, {k.lower(): v for k, v in variables.items()})
+    if rest:
+        raise ConfigError(f"cannot read the condition {text.strip()!r}: it goes on after its end")
+    return _truthy(value)
+
+
+def _expression(
+    tokens: list[tuple[str, str]], text: str, variables: Mapping[str, str]
+) -> tuple[Any, list[tuple[str, str]]]:
+    if not tokens:
+        raise ConfigError(f"cannot read the condition {text.strip()!r}: it ends early")
+    (kind, value), rest = tokens[0], tokens[1:]
+    if kind == "text":
+        return value.replace("''", "'"), rest
+    if kind in ("indexed", "dotted"):
+        return variables.get(value.lower(), ""), rest
+    if kind != "word" or value.lower() not in _FUNCTIONS or not rest or rest[0] != ("mark", "("):
+        raise ConfigError(f"cannot read the condition {text.strip()!r}: {value!r} is no function it knows")
+    args: list[Any] = []
+    rest = rest[1:]
+    while rest and rest[0] != ("mark", ")"):
+        arg, rest = _expression(rest, text, variables)
+        args.append(arg)
+        if rest and rest[0] == ("mark", ","):
+            rest = rest[1:]
+    if not rest:
+        raise ConfigError(f"cannot read the condition {text.strip()!r}: a ( is never closed")
+    return _FUNCTIONS[value.lower()](*args), rest[1:]
+
+
+PROTECTED = ("refs/heads/develop", "refs/heads/main", "refs/heads/master")  # branches only reviews reach
+# Runs Azure starts, and branches a run may be of: a pushed branch of anyone's, a pull request's merge.
+REASONS = ("IndividualCI", "BatchedCI", "PullRequest", "Manual", "Schedule", "ResourceTrigger")
+UNPROTECTED = ("refs/heads/feature/x", "refs/heads/retrain/2026-01-05", "refs/pull/1/merge")
+
+
+def _azure_branch_problems(doc: Mapping[str, Any]) -> list[str]:
+    """A stage whose jobs get secrets (a variable group, or ``$(...)`` in a step's ``env``) must run
+    only for develop, main or master: its condition is evaluated for every kind of run, every
+    parameter value and an unprotected branch. (The variable groups' own *Branch control* check,
+    set in Azure, is what a branch's edited copy of this file cannot remove: README.)"""
+    values = {
+        str(p.get("name")): [str(v) for v in p.get("values") or [p.get("default", "")]]
+        for p in doc.get("parameters") or []
+        if isinstance(p, Mapping)
+    }
+    choices = [dict(zip(values, combo, strict=True)) for combo in itertools.product(*values.values())] or [{}]
+    out = []
+    for stage in doc.get("stages") or []:
+        jobs = [job for job in stage.get("jobs") or [] if isinstance(job, Mapping)]
+        groups = sorted({g for job in jobs for g in job_variables(job)[1]})
+        secret_env = any("$(" in s for job in jobs for step in _walk_steps(job) for s in _strings(step.get("env")))
+        if not (groups or secret_env):
+            continue
+        condition = str(stage.get("condition") or "succeeded()")
+        runs = [
+            (reason, branch)
+            for reason in REASONS
+            for branch in UNPROTECTED
+            for parameters in choices
+            if azure_condition(condition, {"Build.Reason": reason, "Build.SourceBranch": branch}, parameters)
+        ]
+        if runs:
+            reason, branch = runs[0]
+            held = ", ".join(groups) if groups else "secrets in its steps' env"
+            out.append(
+                f"{AZURE_FILE}: stage {stage.get('stage')!r} gets {held} but also runs for {branch} ({reason}); "
+                f"give it a condition on {', '.join(b.removeprefix('refs/heads/') for b in PROTECTED)} "
+                "(and Branch control on the variable groups: cicd/README.md, Azure Pipelines)"
+            )
+    return out
+
+
 def azure_privilege_problems(doc: Mapping[str, Any]) -> list[str]:
     """Least privilege in an Azure pipeline (see the module's docstring)."""
     name = AZURE_FILE
@@ -218,6 +336,7 @@ def azure_privilege_problems(doc: Mapping[str, Any]) -> list[str]:
         stage_vars = stage.get("variables") or []
         if isinstance(stage_vars, list) and any(isinstance(v, Mapping) and "group" in v for v in stage_vars):
             out.append(f"{name}: stage {stage.get('stage')!r} links a variable group; link it to the job that needs it")
+    out += _azure_branch_problems(doc)
     for job in _azure_jobs(doc):
         where = f"{name}: job {job.get('job') or job.get('deployment')!r}"
         steps = list(_walk_steps(job))

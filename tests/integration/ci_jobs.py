@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from cicd.ci_files import job_variables
+from cicd.ci_files import azure_condition, job_variables
 from cicd.demo import use_free_ports
 from cicd.errors import EngineUnavailableError
 from cicd.http import request_json
@@ -234,6 +234,14 @@ def _azure(job: Job, checkout: Path, env: dict[str, str], runners: Runners) -> s
     # what the stage's Cache@2 step restores into $(Pipeline.Workspace)/packages
     (Path(workspace["Pipeline.Workspace"]) / "packages").symlink_to(Path(env["PIP_CACHE_DIR"]).parent)
     spec = yaml.safe_load((ROOT / "azure-pipelines.yml").read_text())
+    # Which stages Azure would start for this run, by their conditions: this job's, and only it.
+    parameters = {str(p["name"]): job.inputs.get(str(p["name"]), str(p.get("default", ""))) for p in spec["parameters"]}
+    run = {"Build.Reason": job.azure_reason, "Build.SourceBranch": agent["BUILD_SOURCEBRANCH"]}
+    started = [
+        s["stage"] for s in spec["stages"] if azure_condition(s.get("condition") or "succeeded()", run, parameters)
+    ]
+    if started != [job.name]:
+        return subprocess.CompletedProcess("conditions", 1, f"this run ({run}, {parameters}) starts {started}", "")
     pipeline = {k: _expand(v, workspace) for k, v in job_variables(spec)[0].items()}  # the top-level variables
     out = []
     for step in _azure_steps(spec, job.name):

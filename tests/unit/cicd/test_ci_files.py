@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cicd.ci_files import azure_rows, check_repository, github_rows, nox_steps
+from cicd.ci_files import azure_condition, azure_rows, check_repository, github_rows, nox_steps
 from cicd.config import load_config
+from cicd.errors import ConfigError
 from cicd.plan import Step, plan
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -149,6 +150,20 @@ def test_every_branch_kind_has_a_matching_job(branch: str, event: str) -> None:
             "python -m pip install 'nox[uv]'",
             "installs without --require-hashes",
         ),
+        (  # the retrain stage as it was: a manual run of any branch got the data's URL
+            AZURE,
+            "      and(or(eq(variables['Build.Reason'], 'Schedule'),",
+            "      or(or(eq(variables['Build.Reason'], 'Schedule'),",
+            "stage 'retrain' gets trainyard-retrain but also runs for refs/heads/feature/x (Manual)",
+        ),
+        (  # a branch's copy that links the signing key to a stage of its own
+            AZURE,
+            "  - stage: develop\n",
+            "  - stage: leak\n    jobs:\n      - job: leak\n        variables:\n"
+            "          - group: trainyard-signing\n        steps:\n          - script: echo leak\n"
+            "  - stage: develop\n",
+            "stage 'leak' gets trainyard-signing but also runs for refs/heads/feature/x (IndividualCI)",
+        ),
     ],
 )
 def test_a_mutated_copy_is_caught(tmp_path: Path, path: str, old: str, new: str, message: str) -> None:
@@ -186,3 +201,37 @@ def test_nox_is_installed_from_the_hashed_file_everywhere() -> None:
     names = {r[0].split("==")[0] for r in requirements}
     assert {"nox", "uv"} <= names and "copier" not in names, names  # the jobs install what they run, no more
     assert len(requirements) == len(re.findall(r"^[\w.-]+==", pinned, re.M)), "every pin carries its hashes"
+
+
+@pytest.mark.parametrize(
+    ("reason", "branch", "action", "stage"),
+    [
+        ("IndividualCI", "refs/heads/feature/x", "promote", "feature"),
+        ("PullRequest", "refs/pull/7/merge", "promote", "feature"),
+        ("IndividualCI", "refs/heads/develop", "promote", "develop"),
+        ("IndividualCI", "refs/heads/main", "promote", "staging"),
+        ("Manual", "refs/heads/main", "promote", "production"),
+        ("Schedule", "refs/heads/main", "promote", "retrain"),
+        ("Manual", "refs/heads/master", "retrain", "retrain"),
+        ("Manual", "refs/heads/feature/x", "retrain", "feature"),  # never the retrain stage, with its secret
+    ],
+)
+def test_each_kind_of_azure_run_starts_its_own_stage(reason: str, branch: str, action: str, stage: str) -> None:
+    doc = yaml.safe_load((ROOT / AZURE).read_text())
+    run = {"Build.Reason": reason, "Build.SourceBranch": branch}
+    started = [s["stage"] for s in doc["stages"] if azure_condition(s.get("condition") or "", run, {"action": action})]
+    assert started == [stage]
+
+
+def test_an_azure_condition_is_read_or_refused() -> None:
+    run = {"Build.Reason": "Manual", "Build.SourceBranch": "refs/heads/main"}
+    assert azure_condition(
+        "and(eq(variables.Build.Reason, 'manual'), startsWith(variables['Build.SourceBranch'], 'refs/heads/'))", run, {}
+    )
+    assert not azure_condition("in(variables['Build.Reason'], 'Schedule', 'PullRequest')", run, {})
+    assert azure_condition("eq('${{ parameters.action }}', 'retrain')", run, {"action": "retrain"})
+    assert azure_condition("eq('it''s', 'IT''S')", run, {})  # a quote doubled; eq ignores case, as Azure's does
+    with pytest.raises(ConfigError, match="'coalesce' is no function it knows"):
+        azure_condition("coalesce(variables['x'], 'y')", run, {})
+    with pytest.raises(ConfigError, match="a \\( is never closed"):
+        azure_condition("and(eq('a', 'a')", run, {})
