@@ -145,6 +145,55 @@ def _read_only(steps: Sequence[Step]) -> bool:
     return bool(steps) and all(step.session in READ_ONLY for step in steps)
 
 
+def _split_top(expr: str, operator: str) -> list[str]:
+    """``expr`` split at ``operator`` outside parentheses and quotes."""
+    parts, depth, quoted, start, at = [], 0, False, 0, 0
+    while at < len(expr):
+        char = expr[at]
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+        elif not quoted and depth == 0 and expr.startswith(operator, at):
+            parts.append(expr[start:at])
+            start = at = at + len(operator)
+            continue
+        at += 1
+    return [*parts, expr[start:]]
+
+
+def _unwrapped(expr: str) -> str:
+    """``expr`` without the parentheses that enclose all of it."""
+    expr = expr.strip()
+    while expr.startswith("(") and _closing(expr) == len(expr) - 1:
+        expr = expr[1:-1].strip()
+    return expr
+
+
+def _closing(expr: str) -> int:
+    """Where the parenthesis that opens ``expr`` closes (-1: nowhere)."""
+    depth, quoted = 0, False
+    for at, char in enumerate(expr):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+            if depth == 0:
+                return at
+    return -1
+
+
+def _github_branch_guarded(condition: str) -> bool:
+    """Whether a GitHub job's ``if:`` requires ``github.ref`` to be a protected branch: one of its
+    top-level ``&&`` terms is ``github.ref == '<protected>'``, or an ``||`` of only such tests."""
+    expr = _unwrapped(condition.removeprefix("${{").removesuffix("}}"))
+    for term in _split_top(expr, "&&"):
+        tests = [_unwrapped(t) for t in _split_top(_unwrapped(term), "||")]
+        if all(re.fullmatch(r"github\.ref\s*==\s*'([^']+)'", t) and t.split("'")[1] in PROTECTED for t in tests):
+            return True
+    return False
+
+
 def github_privilege_problems(doc: Mapping[str, Any], text: str) -> list[str]:
     """Least privilege in a GitHub workflow (see the module's docstring)."""
     name = GITHUB_FILE
@@ -171,6 +220,11 @@ def github_privilege_problems(doc: Mapping[str, Any], text: str) -> list[str]:
             out.append(f"{where} runs any branch's code (read-only sessions) and must get no secrets")
         elif uses_secrets and not job.get("environment"):
             out.append(f"{where} uses secrets without an environment; make them that environment's secrets")
+        if (uses_secrets or job.get("environment")) and not _github_branch_guarded(str(job.get("if") or "")):
+            out.append(
+                f"{where} gets secrets but its `if:` lets it run on any branch; require github.ref == "
+                f"{' or '.join(repr(b) for b in PROTECTED)} (and restrict its environment's deployment branches)"
+            )
         for step in steps:
             if str(step.get("uses", "")).startswith("actions/checkout@"):
                 persist = (step.get("with") or {}).get("persist-credentials", True)

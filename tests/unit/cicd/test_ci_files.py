@@ -150,6 +150,19 @@ def test_every_branch_kind_has_a_matching_job(branch: str, event: str) -> None:
             "python -m pip install 'nox[uv]'",
             "installs without --require-hashes",
         ),
+        (  # the retrain job as it was: a manual run of any branch got the data's URL
+            GITHUB,
+            "      (github.ref == 'refs/heads/master' || github.ref == 'refs/heads/main')\n    runs-on: ubuntu-latest\n"
+            "    environment: retrain",
+            "      true\n    runs-on: ubuntu-latest\n    environment: retrain",
+            "job 'retrain' gets secrets but its `if:` lets it run on any branch",
+        ),
+        (  # the same test or'ed with anything else guards nothing
+            GITHUB,
+            "    if: github.event_name == 'push' && github.ref == 'refs/heads/develop'",
+            "    if: github.event_name == 'push' || github.ref == 'refs/heads/develop'",
+            "job 'develop' gets secrets but its `if:` lets it run on any branch",
+        ),
         (  # the retrain stage as it was: a manual run of any branch got the data's URL
             AZURE,
             "      and(or(eq(variables['Build.Reason'], 'Schedule'),",
