@@ -293,12 +293,24 @@ def _accepted_source(ctx: Context, env: Environment) -> tuple[Environment, Deplo
     if not ctx.repo.verified([source.tag]):
         raise RecordTrustError([source.tag], ctx.config.signing.allowed_signers)
     tags = ctx.trusted_tags()  # one read of every tag for both kinds of record
-    staged = [r for r in history(scan(tags, DeployRecord), source.name) if r.commit == tagged.commit]
+    deployed = history(scan(tags, DeployRecord), source.name)
+    staged = [r for r in deployed if r.commit == tagged.commit]
     if not staged:
         raise PromotionError(
             f"no {source.name} deployment is recorded for {tagged.commit[:12]}; deploy to {source.name} first"
         )
     record = staged[0]
+    if record.tag != deployed[0].tag:
+        # Every deploy and rollback moves the tag to its commit, so the tag names the newest
+        # deployment's. One that names an older one was put back: an old, genuinely signed tag
+        # object pushed again would otherwise promote the release it named (a silent downgrade).
+        newest = deployed[0]
+        raise PromotionError(
+            f"the {source.tag} tag names {tagged.commit[:12]} ({record.version}, deployed to {source.name} at "
+            f"{record.time}), but {source.name}'s newest deployment is {newest.version} ({newest.commit[:12]}, "
+            f"{newest.kind} at {newest.time}): the tag was moved back by hand or an old one was pushed again. "
+            f"Deploy or roll back {source.name} (either moves the tag), then promote"
+        )
     verdicts = [a for a in scan(tags, AcceptanceRecord) if a.deploy_tag == record.tag]
     if not verdicts or not verdicts[0].promotable():
         if not verdicts:
@@ -348,7 +360,9 @@ def _smoke(env: Environment) -> bool:
 def rollback(ctx: Context, name: str) -> DeployRecord:
     """Run ``name``'s newest earlier deployment with a different digest again."""
     env = ctx.config.environment(name)
-    target_record = previous_distinct(history(deploy_records(ctx), name))
+    # Mid-incident, a record that does not verify (a stray tag someone pushed) is reported and
+    # left out, never a reason to stay on the bad release: only verified records are candidates.
+    target_record = previous_distinct(history(deploy_records(ctx, strict=False), name))
     if target_record is None:
         raise DeployError(f"{name} has no earlier deployment with a different digest to roll back to")
     return deploy(

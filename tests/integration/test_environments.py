@@ -507,6 +507,51 @@ def test_forged_records_are_refused_and_nothing_changes(
         assert _metadata(flow["ports"]["production"])["image_digest"] == serving, case
 
 
+def test_an_old_qa_tag_pushed_again_promotes_nothing(
+    flow: dict[str, Any], first: dict[str, Any], engine: Engine
+) -> None:
+    """The replay of the security review: qa's older deployment (of another commit, accepted) and
+    its old QA tag, both genuinely signed, pushed back. `promote production` must not take it."""
+    from dataclasses import replace
+    from datetime import datetime, timedelta
+
+    from cicd.environments import deploy_records
+    from cicd.records import AcceptanceRecord, DeployRecord, stamp, timestamp
+    from tests.integration.conftest import signer
+
+    on(flow, "main")
+    work, sign = flow["work"], ["-c", "gpg.format=ssh", "-c", f"user.signingkey={signer()[0]}"]
+    with Context(config=load_config(work / "cicd/pipeline.yaml", env={}), root=work) as ctx:
+        genuine = next(r for r in deploy_records(ctx) if r.environment == "qa")
+    older, when = (
+        git(work, "rev-parse", f"{genuine.commit}^"),
+        datetime.fromisoformat(genuine.time) - timedelta(hours=1),
+    )
+    digest = "sha256:" + "e" * 64
+    old = replace(
+        genuine, commit=older, digest=digest, reference=f"{flow['registry'].address}/{RELEASE_NAME}@{digest}",
+        time=timestamp(when), tag=DeployRecord.tag_name("qa", when),
+    )  # fmt: skip
+    verdict = AcceptanceRecord(
+        environment="qa", deploy_tag=old.tag, digest=digest, commit=older, passed=True,
+        time=timestamp(when + timedelta(minutes=1)), tests=12, complete=True, tag=f"accepted/qa/{stamp(when)}",
+    )  # fmt: skip
+    qa_tag = git(work, "rev-parse", "refs/tags/QA")
+    before = _snapshot(flow, engine)
+    git(work, *sign, "tag", "-s", "-m", old.to_message(), old.tag, older)
+    git(work, *sign, "tag", "-s", "-m", verdict.to_message(), verdict.tag, older)
+    git(work, *sign, "tag", "-s", "-f", "-m", f"qa: {old.version} {digest}\n", "QA", older)
+    try:
+        result = cicd(work, "promote", "production", env=flow["env"], check=False)
+        after = _snapshot(flow, engine)
+    finally:
+        git(work, "tag", "-d", old.tag, verdict.tag)
+        git(work, "update-ref", "refs/tags/QA", qa_tag)
+    assert result.returncode == 2 and f"the QA tag names {older[:12]}" in result.stderr, result.stderr[-2000:]
+    assert "newest deployment is" in result.stderr and "Traceback" not in result.stderr
+    assert after["origin"] == before["origin"] and after["containers"] == before["containers"]
+
+
 def test_a_real_prometheus_scrapes_staging_and_counts_what_was_sent(
     flow: dict[str, Any], first: dict[str, Any], tmp_path: Path
 ) -> None:

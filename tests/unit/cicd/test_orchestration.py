@@ -611,6 +611,37 @@ def test_a_record_that_does_not_verify_stops_promotion_and_nothing_changes(healt
     assert not any(line.startswith("push") for line in repo.log)
 
 
+def test_an_old_source_tag_pushed_again_promotes_nothing(health: Any) -> None:
+    """The replay: v1 then v2 deployed to staging and accepted; the old, genuinely signed Staging
+    tag object (naming v1's commit) is pushed back. Promotion must not pick v1 (a downgrade)."""
+    ctx = context()
+    health(ctx)
+    repo = fake_repo(ctx)
+    v1 = staged(ctx, "staging", "b" * 64, accepted=True, minutes=-60)
+    old_tag = repo.tags_["Staging"]
+    repo._head = "d" * 40  # the next commit, released and deployed
+    staged(ctx, "staging", "a" * 64, accepted=True)
+    repo.tags_["Staging"] = old_tag  # put back
+    with pytest.raises(PromotionError, match=rf"the Staging tag names {v1.commit[:12]} .* newest deployment is"):
+        environments.promote(ctx, "production")
+    assert fake_engine(ctx).containers.items == {} and not any(line.startswith("push") for line in repo.log)
+
+
+def test_rollback_leaves_out_a_record_that_does_not_verify(health: Any) -> None:
+    """Mid-incident, one stray unsigned tag must not block the way back (promotion still refuses)."""
+    ctx = context()
+    health(ctx)
+    for n, digest in enumerate(("a" * 64, "b" * 64)):
+        release(ctx, f"0.{n + 1}.0", digest, minutes=n)
+        environments.deploy(ctx, "staging")
+    repo = fake_repo(ctx)
+    junk = CheckRecord("unit", "e" * 40, "x", timestamp(T0), tag=CheckRecord.tag_name("unit", "e" * 40, T0))
+    repo.tags_[junk.tag] = repo_tag(junk.tag, "e" * 40, junk.to_message())
+    repo.forged.add(junk.tag)
+    rolled = environments.rollback(ctx, "staging")
+    assert rolled.kind == "rollback" and serving(ctx, "staging") == ["sha256:" + "a" * 64]
+
+
 def test_a_record_naming_another_registry_is_never_pulled(health: Any) -> None:
     ctx = context()
     health(ctx)
