@@ -159,6 +159,7 @@ class Environment:
     host: str | None = None  # its engine (``unix://``, ``ssh://``, ``tcp://``, ``$VAR``); None: the deployer's
     public_url: str | None = None  # ``environments.<name>.url``: where users reach it
     bind: str | None = None  # the proxy's public address (``host:port``); default ``127.0.0.1:<port>``
+    metrics_bind: str | None = None  # where the proxy serves /metrics to a scraper (the public address: 404)
     proxy: bool = False  # a reverse proxy in front, blue/green behind it (always on a remote host)
     service_ports: tuple[int, int] | None = None  # the two colours' loopback ports behind the proxy
     tls: bool = False  # the proxy terminates TLS (certificate and key from TRAINYARD_<ENV>_PROXY_CERT/_KEY)
@@ -317,6 +318,7 @@ _ENV_KEYS = {
     "host",
     "url",
     "bind",
+    "metrics_bind",
     "proxy",
     "service_ports",
     "tls",
@@ -513,7 +515,8 @@ def _prediction_log(r: _Reader, key: str) -> PredictionLogSettings:
 
 
 def _placement(r: _Reader, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Where the environment runs and is reached: ``host``, ``url``, ``bind``, ``proxy``, ``service_ports``, ``tls``."""
+    """Where the environment runs and is reached: ``host``, ``url``, ``bind``, ``metrics_bind``, ``proxy``,
+    ``service_ports``, ``tls``."""
     out: dict[str, Any] = {}
     host = spec.get("host")
     if host is not None:
@@ -529,11 +532,17 @@ def _placement(r: _Reader, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
             raise r.fail(f"{key}.url", f"must be an http:// or https:// address, got {url!r}")
         out["public_url"] = url
-    bind = spec.get("bind")
-    if bind is not None:
-        if not isinstance(bind, str) or not re.fullmatch(r"([0-9A-Za-z.\-]+|\[[0-9a-fA-F:]+\]):[0-9]{1,5}", bind):
-            raise r.fail(f"{key}.bind", f"must be address:port (127.0.0.1:8080, 0.0.0.0:80), got {bind!r}")
-        out["bind"] = bind
+    for field_name, example in (
+        ("bind", "127.0.0.1:8080, 0.0.0.0:80"),
+        ("metrics_bind", "127.0.0.1:9101, 10.0.0.5:9101"),
+    ):
+        address = spec.get(field_name)
+        if address is not None:
+            if not isinstance(address, str) or not re.fullmatch(
+                r"([0-9A-Za-z.\-]+|\[[0-9a-fA-F:]+\]):[0-9]{1,5}", address
+            ):
+                raise r.fail(f"{key}.{field_name}", f"must be address:port ({example}), got {address!r}")
+            out[field_name] = address
     proxy = spec.get("proxy", False)
     if not isinstance(proxy, bool):
         raise r.fail(f"{key}.proxy", f"must be true or false, got {proxy!r}")
@@ -593,6 +602,20 @@ def _check_environments(r: _Reader, environments: Mapping[str, Environment], bra
             f"the proxied environments' service ports {behind} clash with each other or a port ({taken}), or "
             "pass 65535; set environments.<name>.service_ports: [blue, green] to free ones",
         )
+    for env in environments.values():
+        if env.metrics_bind is not None and not env.proxied:
+            raise r.fail(
+                f"environments.{env.name}.metrics_bind",
+                "is served by the proxy; set proxy: true (without one the service's own port answers /metrics)",
+            )
+    scraped = [(e.name, e.metrics_bind) for e in environments.values() if e.metrics_bind]
+    for name, address in scraped:
+        port = int(address.rsplit(":", 1)[1])
+        if port in ports or port in behind or [a for _, a in scraped].count(address) > 1:
+            raise r.fail(
+                f"environments.{name}.metrics_bind",
+                f"{address} is taken by an environment's port, a colour's or another metrics_bind; give it a free one",
+            )
     moving = [e.tag for e in environments.values() if e.tag]
     if len(moving) != len(set(moving)):
         raise r.fail("environments", f"two environments share a tag: {moving}")

@@ -41,8 +41,24 @@ DRAIN = 65.0  # the longest the old workers may take to finish what they hold (p
 
 def render(env: Environment, colour: str) -> str:
     """nginx's whole config: ``bind`` → the colour's loopback port, request ids and forwarded-for
-    set, and the service's own body limit (:attr:`Environment.max_body_bytes`)."""
+    set, and the service's own body limit (:attr:`Environment.max_body_bytes`). ``/metrics`` is
+    not for the public: 404 there, and served on ``metrics_bind`` alone when the spec names one
+    (the address a scraper reaches, on a private interface)."""
     port = env.colours[colour]
+    metrics = (
+        f"""
+  server {{
+    listen {env.metrics_bind};
+    location = /metrics {{
+      proxy_pass http://service;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+    location / {{ return 404; }}
+  }}"""
+        if env.metrics_bind
+        else ""
+    )
     tls = (
         f"\n    ssl_certificate {CERT};\n    ssl_certificate_key {KEY};\n    ssl_protocols TLSv1.2 TLSv1.3;"
         if env.tls
@@ -64,6 +80,7 @@ http {{
   upstream service {{ server 127.0.0.1:{port}; keepalive 16; }}
   server {{
     listen {env.address}{" ssl" if env.tls else ""};{tls}
+    location = /metrics {{ return 404; }}
     location / {{
       proxy_pass http://service;
       proxy_http_version 1.1;
@@ -73,7 +90,7 @@ http {{
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_read_timeout 60s;
     }}
-  }}
+  }}{metrics}
 }}
 """
 

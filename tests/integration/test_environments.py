@@ -60,6 +60,7 @@ def _four_environments(work: Path) -> dict[str, int]:
     for env in data["environments"].values():
         if env.get("proxy"):  # the colours behind the proxy on free ports too
             env["service_ports"] = [free_port(), free_port()]
+    data["environments"]["staging"]["metrics_bind"] = f"127.0.0.1:{free_port()}"  # what Prometheus scrapes
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     config = load_config(spec, env={})
     assert [config.environments[n].promote_from for n in ENVIRONMENTS] == [None, None, "staging", "qa"]
@@ -567,10 +568,15 @@ def test_a_real_prometheus_scrapes_staging_and_counts_what_was_sent(
         missing("prometheus is not installed (apt-get install prometheus)")
     assert binary is not None
     port, staging = free_port(), flow["ports"]["staging"]
+    scraped = load_config(flow["work"] / "cicd/pipeline.yaml", env={}).environment("staging").metrics_bind
+    # Not for the public: through the environment's own address /metrics is nginx's 404 (the
+    # service answers it with 200); the scrape address serves /metrics and nothing else.
+    assert request_json(f"http://127.0.0.1:{staging}/metrics")[0] == 404
+    assert request_json(f"http://{scraped}/predict", {"records": [FIRST_ROW]})[0] == 404
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: staging\n    static_configs:\n      - targets: ['127.0.0.1:{staging}']\n"
+        f"scrape_configs:\n  - job_name: staging\n    static_configs:\n      - targets: ['{scraped}']\n"
     )
     log = (tmp_path / "prometheus.log").open("w")
     server = subprocess.Popen(

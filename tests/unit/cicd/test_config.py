@@ -95,6 +95,17 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         ("    port: 18082", "    port: 18082\n    host: ftp://x", "environments.production.host: must be"),
         ("    port: 18082", "    port: 18082\n    url: prod.example.com", "production.url: must be an http"),
         ("    port: 18082", "    port: 18082\n    bind: everywhere", "production.bind: must be address:port"),
+        ("    port: 18082", "    port: 18082\n    metrics_bind: 9101", "production.metrics_bind: must be address:port"),
+        (
+            "    port: 18080",
+            "    port: 18080\n    metrics_bind: 127.0.0.1:9101",
+            "integration.metrics_bind: is served by the proxy",
+        ),
+        (
+            "    port: 18082",
+            "    port: 18082\n    metrics_bind: 127.0.0.1:18081",
+            "18081 is taken by an environment's port",
+        ),
         ("    proxy: true", "    proxy: yes please", "environments.staging.proxy: must be true or false"),
         ("    port: 18082", "    port: 18082\n    service_ports: [1, 1]", "service_ports: must be two different ports"),
         ("    port: 18082", "    port: 18082\n    service_ports: [18081, 9]", "clash with each other or a port"),
@@ -168,6 +179,22 @@ def test_where_an_environment_runs_and_is_reached() -> None:
     assert production.colours == {"blue": 18182, "green": 18282}  # port + 100 and + 200 by default
     staging = load_config(path, env={}).environment("staging")
     assert staging.host is None and not staging.remote and staging.url == "http://127.0.0.1:18081"
+    assert staging.metrics_bind is None and production.metrics_bind is None
+
+
+def test_metrics_are_not_public_behind_the_proxy() -> None:
+    """``/metrics`` through the public address is a 404; a ``metrics_bind`` serves it alone."""
+    from cicd.deploy.proxy import render
+
+    path = Path(tempfile.mkdtemp()) / "pipeline.yaml"
+    path.write_text(GOOD.replace("    port: 18082\n", "    port: 18082\n    metrics_bind: 10.0.0.5:9101\n", 1))
+    config = load_config(path, env={})
+    public, private = render(config.environment("staging"), "blue"), render(config.environment("production"), "green")
+    assert "location = /metrics { return 404; }" in public and "9101" not in public
+    scraped = private.split("listen 10.0.0.5:9101;", 1)[1]
+    assert (
+        "location = /metrics {\n      proxy_pass http://service;" in scraped and "location / { return 404; }" in scraped
+    )
 
 
 def test_the_proxy_passes_on_the_bodies_the_service_takes(tmp_path: Path) -> None:
