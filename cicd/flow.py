@@ -17,6 +17,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -114,6 +115,33 @@ def package_digest(ctx: Context) -> str:
     return "sha256:" + h.hexdigest()
 
 
+WHEEL_METADATA = {"METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt"}  # what a build adds
+
+
+def wheel_problem(wheel: Path, staged: Path) -> str | None:
+    """Why ``wheel`` is not a build of the sources in ``staged`` (None: it is one). Every file in it
+    must be a staged file byte for byte, except the metadata a build writes in ``*.dist-info/``
+    (:data:`WHEEL_METADATA`, and license files): a planted or altered file, a ``.pth`` beside the
+    package, or a changed module is caught before the wheel goes anywhere."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.infolist():
+                name = member.filename
+                if member.is_dir():
+                    continue
+                top, _, rest = name.partition("/")
+                if top.endswith(".dist-info"):
+                    if rest not in WHEEL_METADATA and not rest.startswith("licenses/"):
+                        return f"{name} is no file a build writes"
+                    continue
+                source = staged / name
+                if ".." in Path(name).parts or not source.is_file() or source.read_bytes() != archive.read(member):
+                    return f"{name} differs from the sources or is not among them"
+    except (OSError, zipfile.BadZipFile) as err:
+        return f"unreadable: {err}"
+    return None
+
+
 def build_wheel(ctx: Context, version: str, out_dir: Path) -> Path:
     """Build the sample project's wheel with ``version`` stamped in, reproducibly (same commit → same bytes)."""
     src = ctx.root / ctx.config.package
@@ -136,11 +164,17 @@ def build_wheel(ctx: Context, version: str, out_dir: Path) -> Path:
             digest.update(str(path.relative_to(staged)).encode() + b"\0" + path.read_bytes())
         cached_dir = CACHE / "wheels" / digest.hexdigest()[:24]
         cached = sorted(cached_dir.glob("*.whl"))
-        if cached:
+        problem = wheel_problem(cached[0], staged) if cached else None
+        if cached and problem is None:
             for old in out_dir.glob("*.whl"):
                 old.unlink()
             shutil.copy2(cached[0], out_dir / cached[0].name)
             return out_dir / cached[0].name
+        if problem is not None:
+            log.warning(
+                "the cached wheel %s is not what these sources build (%s): building it again", cached[0], problem
+            )
+            shutil.rmtree(cached_dir, ignore_errors=True)
         env = {**os.environ, "SOURCE_DATE_EPOCH": epoch}
         cmd = [
             sys.executable,

@@ -88,6 +88,26 @@ def test_a_source_change_rebuilds_only_the_layers_after_the_dependencies(project
     assert "COPY project/ /app/" in first, rebuilt  # every layer before the project's files stays cached
 
 
+def test_a_tampered_cached_wheel_is_built_again(project: dict[str, Any]) -> None:
+    """The project's wheel cache: a file planted in the cached copy of this commit's wheel is
+    noticed, the copy dropped and the wheel built again from the sources."""
+    import os
+    import shutil
+
+    first = Path(build(project)["wheel"])
+    cache = Path(os.environ.get("TRAINYARD_CACHE", str(Path.home() / ".cache" / "trainyard")))  # as cicd() runs it
+    cached = next(p for p in (cache / "wheels").glob(f"*/{first.name}") if p.read_bytes() == first.read_bytes())
+    planted = cached.with_suffix(".tmp")
+    shutil.copy2(cached, planted)
+    with zipfile.ZipFile(planted, "a") as archive:
+        archive.writestr(f"{SPEC.import_name}/planted.py", "import os\n")
+    os.replace(planted, cached)
+    result = cicd(project["work"], "--json", "build", env=project["env"])
+    wheel = Path(json.loads(result.stdout)["result"]["wheel"])
+    assert "is not what these sources build" in result.stderr and "planted.py" in result.stderr, result.stderr[-2000:]
+    assert wheel.read_bytes() == first.read_bytes()  # the same reproducible build, nothing planted
+
+
 def test_files_git_ignores_enter_neither_the_image_nor_the_wheel(project: dict[str, Any], engine: Any) -> None:
     work, canary = project["work"], f"canary-{uuid.uuid4().hex}"  # made here: no file holds it
     leftovers = [f"{SPEC.package}/build/lib/{SPEC.import_name}/leftover.py", f"{SOURCE}.egg-info/PKG-INFO", ".env"]

@@ -355,3 +355,32 @@ def test_a_value_that_may_be_a_secret_is_never_shown_or_raised(tmp_path: Path) -
     assert not names_a_file("postgresql://u:" + "p" * 300 + "@db/x", or_folder=True)
     assert shown_path("/nope/key") == "/nope/key" and shown_path("./k") == "./k"
     assert shown_path("b3Blbn/Nza C1rZXk") == "a value of 17 characters (not shown: it may be the secret itself)"
+
+
+def test_a_cached_wheel_is_used_only_if_it_is_a_build_of_the_sources(tmp_path: Path) -> None:
+    """The project's wheel cache (``~/.cache/trainyard/wheels``) shipped a tampered wheel: now every
+    file in it must be a source file byte for byte, bar the metadata a build writes."""
+    import zipfile
+
+    from cicd.flow import wheel_problem
+
+    staged = tmp_path / "src"
+    (staged / "pkg").mkdir(parents=True)
+    (staged / "pkg/__init__.py").write_text("VALUE = 1\n")
+
+    def wheel(name: str, files: dict[str, str]) -> Path:
+        path = tmp_path / f"{name}.whl"
+        with zipfile.ZipFile(path, "w") as archive:
+            for member, text in {"pkg-1.0.dist-info/METADATA": "Name: pkg\n", **files}.items():
+                archive.writestr(member, text)
+        return path
+
+    assert wheel_problem(wheel("good", {"pkg/__init__.py": "VALUE = 1\n"}), staged) is None
+    assert "pkg/__init__.py differs" in str(wheel_problem(wheel("changed", {"pkg/__init__.py": "VALUE = 2\n"}), staged))
+    assert "evil.pth differs" in str(
+        wheel_problem(wheel("pth", {"pkg/__init__.py": "VALUE = 1\n", "evil.pth": "import os"}), staged)
+    )
+    planted = wheel("planted", {"pkg/__init__.py": "VALUE = 1\n", "pkg-1.0.dist-info/evil.py": ""})
+    assert "pkg-1.0.dist-info/evil.py is no file a build writes" in str(wheel_problem(planted, staged))
+    (tmp_path / "junk.whl").write_text("not a zip")
+    assert "unreadable" in str(wheel_problem(tmp_path / "junk.whl", staged))
