@@ -424,6 +424,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         timeout = r.get(f"{key}.health_timeout", required=False, default=60)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise r.fail(f"{key}.health_timeout", f"must be a positive number of seconds, got {timeout!r}")
+        health = r.string(f"{key}.health_path", False, "/health")
+        if not re.fullmatch(r"/[A-Za-z0-9._~!$&()*+,;=:@%/-]*", health):
+            raise r.fail(
+                f"{key}.health_path", f"must be a URL path such as /health (letters, digits, /._-~), got {health!r}"
+            )
         settings = r.get(f"{key}.settings", required=False, default={}) or {}
         if not isinstance(settings, Mapping):
             raise r.fail(f"{key}.settings", "must be a mapping")
@@ -438,7 +443,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             branches=r.strings(f"{key}.branch"),
             target=target,
             port=r.integer(f"{key}.port", 8000, 1, 65535),
-            health_path=r.string(f"{key}.health_path", False, "/health"),
+            health_path=health,
             health_timeout=float(timeout),
             settings=dict(settings),
             tag=r.string(f"{key}.tag", False, None) if spec.get("tag") is not None else None,

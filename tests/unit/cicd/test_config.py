@@ -91,6 +91,11 @@ def test_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPa
         (f"import_name: {SPEC.import_name}", "import_name: 'x; rm -rf /'", "import_name: must be a dotted Python name"),
         ("    port: 18082", "    port: 18082\n    memory: lots", "environments.production.memory: must be a size"),
         ("    port: 18082", "    port: 18082\n    pids: 3", "environments.production.pids: must be an integer"),
+        (
+            "    port: 18082\n    proxy: true\n    health_path: /health",
+            '    port: 18082\n    proxy: true\n    health_path: "/h\'; id"',
+            "production.health_path: must be a URL path",
+        ),
         ("    port: 18082", "    port: 18082\n    host: prod.example.com", "environments.production.host: must be"),
         ("    port: 18082", "    port: 18082\n    host: ftp://x", "environments.production.host: must be"),
         ("    port: 18082", "    port: 18082\n    url: prod.example.com", "production.url: must be an http"),
