@@ -248,3 +248,9 @@ def test_an_azure_condition_is_read_or_refused() -> None:
         azure_condition("coalesce(variables['x'], 'y')", run, {})
     with pytest.raises(ConfigError, match="a \\( is never closed"):
         azure_condition("and(eq('a', 'a')", run, {})
+
+
+def test_what_decides_trust_has_code_owners() -> None:
+    """A change to the allowed signers, the toolkit, the sessions or a CI file needs its owners' review."""
+    owned = {line.split()[0] for line in (ROOT / ".github/CODEOWNERS").read_text().splitlines() if line[:1] == "/"}
+    assert {"/.trainyard/allowed_signers", "/cicd/", "/noxfile.py", "/.github/", "/azure-pipelines.yml"} <= owned
