@@ -253,9 +253,16 @@ class DockerTarget:
         if not self.env.proxied:
             return False
         live = self._proxy().colour()
-        return any(
-            c.labels.get(f"{LABEL}.digest") == digest and c.labels.get(f"{LABEL}.colour") != live
-            for c in self._serving()
+        return any(self._runs(c, digest) and c.labels.get(f"{LABEL}.colour") != live for c in self._serving())
+
+    def _runs(self, container: Container, digest: str) -> bool:
+        """The container runs ``digest``: its label says so and its image is that release by the
+        engine's own account (:meth:`Images.runs_digest`), where CI jobs sharing an engine with
+        the environment could have left a container with any labels."""
+        return (
+            container.labels.get(f"{LABEL}.digest") == digest
+            and bool(container.image)
+            and self.engine.images.runs_digest(container.image, digest)
         )
 
     def deploy(self, reference: str, image: str, digest: str, version: str, commit: str) -> Live:
@@ -285,7 +292,7 @@ class DockerTarget:
         # 1. The new colour: the stopped one again if it ran this digest with these settings (a
         # rollback), else a new one.
         settings = self._container(port, digest, version, commit)[2]
-        same = [c for c in self._colour_containers(new) if c.labels.get(f"{LABEL}.digest") == digest]
+        same = [c for c in self._colour_containers(new) if self._runs(c, digest)]
         kept = [c for c in same if c.labels.get(f"{LABEL}.settings") == settings]
         if same and not kept and same[0].image.startswith("sha256:"):
             image = same[0].image  # the digest is here (nothing to pull), but not with these settings

@@ -16,7 +16,7 @@ from typing import IO, Any
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
 from cicd.cache import CACHE
-from cicd.errors import BaseImageError, ContainerError, ImageBuildError
+from cicd.errors import BaseImageError, CICDError, ContainerError, ImageBuildError
 from cicd.images.base import LOG_TAIL, Part, reason
 from cicd.images.containers import Containers
 from cicd.images.context import ContextFile, write_context
@@ -66,6 +66,18 @@ class Images(Part):
         layers = (attrs.get("RootFS") or {}).get("Layers") or []
         doc = {"layers": layers, "config": config, "os": attrs.get("Os"), "architecture": attrs.get("Architecture")}
         return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def runs_digest(self, image_id: str, digest: str) -> bool:
+        """Whether the image ``image_id`` is the release ``digest``: its own id (a release that was
+        never pushed), or a manifest digest the engine pulled it by. A container's labels are only
+        what whoever made it wrote; this is the engine's own account."""
+        if image_id == digest:
+            return True
+        try:
+            attrs = self.attrs(image_id)
+        except CICDError:
+            return False
+        return any(str(d).endswith(f"@{digest}") for d in attrs.get("RepoDigests") or [])
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         with self.translated(f"image {ref}", "it does not exist"):

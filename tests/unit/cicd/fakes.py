@@ -306,6 +306,9 @@ class FakeImages:
     def content_id(self, ref: str) -> str:
         return "sha256:content-of-" + ref
 
+    def runs_digest(self, image_id: str, digest: str) -> bool:
+        return image_id == digest  # the fake registry's pull gives an image the digest's id
+
 
 @dataclass
 class FakeRegistry:

@@ -464,6 +464,23 @@ def test_behind_a_proxy_a_deploy_switches_colours_and_a_rollback_starts_the_kept
     assert [c.labels["io.trainyard.digest"] for c in running] == ["sha256:" + "a" * 64]
 
 
+def test_behind_a_proxy_a_kept_colour_is_trusted_by_its_image_not_its_labels(health: Any) -> None:
+    """A stopped container with the kept colour's labels but another image (left by anyone who can
+    reach the engine, a CI job sharing it): the rollback pulls and starts the release itself."""
+    ctx = _two_deploys_behind_a_proxy(health)
+    containers, registry = fake_engine(ctx).containers, fake_engine(ctx).registry
+    (blue,) = [c for c in containers.items.values() if c.labels.get("io.trainyard.colour") == "blue"]
+    blue.image = "sha256:" + "f" * 64  # the labels still say release a
+    pulled = list(registry.pulled)
+    containers.log.clear()
+    environments.rollback(ctx, "staging")
+    assert registry.pulled[len(pulled) :] == [f"{REPOSITORY}@sha256:{'a' * 64}"]  # the release itself, by digest
+    assert [line.split()[0] for line in containers.log] == ["remove", "start", "switch", "stop"], containers.log
+    assert blue.id not in containers.items
+    running = [c for c in containers.items.values() if c.running and c.labels.get("io.trainyard.role") == "serving"]
+    assert [c.image for c in running] == ["sha256:" + "a" * 64]
+
+
 def test_behind_a_proxy_a_kept_colour_with_other_settings_is_not_started_again(health: Any) -> None:
     """A kept colour runs the digest, but was started with other settings: a new container starts
     from the image it has (nothing pulled), with the settings the spec now says."""
