@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -116,6 +117,7 @@ def package_digest(ctx: Context) -> str:
 
 
 WHEEL_METADATA = {"METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt"}  # what a build adds
+_LICENSE = re.compile(r"(LICEN[CS]E|COPYING|NOTICE|AUTHORS)[\w.-]*")  # license files older setuptools puts there
 
 
 def wheel_problem(wheel: Path, staged: Path) -> str | None:
@@ -131,7 +133,7 @@ def wheel_problem(wheel: Path, staged: Path) -> str | None:
                     continue
                 top, _, rest = name.partition("/")
                 if top.endswith(".dist-info"):
-                    if rest not in WHEEL_METADATA and not rest.startswith("licenses/"):
+                    if rest not in WHEEL_METADATA and not rest.startswith("licenses/") and not _LICENSE.match(rest):
                         return f"{name} is no file a build writes"
                     continue
                 source = staged / name

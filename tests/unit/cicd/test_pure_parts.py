@@ -376,6 +376,12 @@ def test_a_cached_wheel_is_used_only_if_it_is_a_build_of_the_sources(tmp_path: P
         return path
 
     assert wheel_problem(wheel("good", {"pkg/__init__.py": "VALUE = 1\n"}), staged) is None
+    licensed = {
+        "pkg/__init__.py": "VALUE = 1\n",
+        "pkg-1.0.dist-info/LICENSE.txt": "MIT",
+        "pkg-1.0.dist-info/licenses/A": "",
+    }
+    assert wheel_problem(wheel("licensed", licensed), staged) is None
     assert "pkg/__init__.py differs" in str(wheel_problem(wheel("changed", {"pkg/__init__.py": "VALUE = 2\n"}), staged))
     assert "evil.pth differs" in str(
         wheel_problem(wheel("pth", {"pkg/__init__.py": "VALUE = 1\n", "evil.pth": "import os"}), staged)
