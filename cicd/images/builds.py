@@ -16,7 +16,7 @@ from typing import IO, Any
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
 from cicd.cache import CACHE
-from cicd.errors import BaseImageError, CICDError, ContainerError, ImageBuildError
+from cicd.errors import BaseImageError, ContainerError, ImageBuildError
 from cicd.images.base import LOG_TAIL, Part, reason
 from cicd.images.containers import Containers
 from cicd.images.context import ContextFile, write_context
@@ -73,11 +73,9 @@ class Images(Part):
         what whoever made it wrote; this is the engine's own account."""
         if image_id == digest:
             return True
-        try:
-            attrs = self.attrs(image_id)
-        except CICDError:
+        if not self.exists(image_id):
             return False
-        return any(str(d).endswith(f"@{digest}") for d in attrs.get("RepoDigests") or [])
+        return any(str(d).endswith(f"@{digest}") for d in self.attrs(image_id).get("RepoDigests") or [])
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         with self.translated(f"image {ref}", "it does not exist"):

@@ -105,6 +105,7 @@ ENGINE_CASES: list[tuple[str, Callable[[Engine], Any], str]] = [
     ("images.id", lambda e: e.images.id(MISSING_IMAGE), "raises"),
     ("images.attrs", lambda e: e.images.attrs(MISSING_IMAGE), "raises"),
     ("images.content_id", lambda e: e.images.content_id(MISSING_IMAGE), "raises"),
+    ("images.runs_digest", lambda e: e.images.runs_digest(MISSING_IMAGE, "sha256:" + "0" * 64), "nothing"),
     ("images.history", lambda e: e.images.history(MISSING_IMAGE), "raises"),
     ("images.platform", lambda e: e.images.platform(MISSING_IMAGE), "raises"),
     ("images.ensure_base", lambda e: e.images.ensure_base("127.0.0.1:9/no-such-base:0"), "raises"),
