@@ -342,6 +342,13 @@ REASONS = ("IndividualCI", "BatchedCI", "PullRequest", "Manual", "Schedule", "Re
 UNPROTECTED = ("refs/heads/feature/x", "refs/heads/retrain/2026-01-05", "refs/pull/1/merge")
 
 
+def _azure_secrets(job: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """What secrets an Azure job gets: the variable groups it links, and whether a step's ``env``
+    reads a variable (``$(...)``)."""
+    in_env = any("$(" in s for step in _walk_steps(job) for s in _strings(step.get("env")))
+    return job_variables(job)[1], in_env
+
+
 def _azure_branch_problems(doc: Mapping[str, Any]) -> list[str]:
     """A stage whose jobs get secrets (a variable group, or ``$(...)`` in a step's ``env``) must run
     only for develop, main or master: its condition is evaluated for every kind of run, every
@@ -355,24 +362,26 @@ def _azure_branch_problems(doc: Mapping[str, Any]) -> list[str]:
     choices = [dict(zip(values, combo, strict=True)) for combo in itertools.product(*values.values())] or [{}]
     out = []
     for stage in doc.get("stages") or []:
-        jobs = [job for job in stage.get("jobs") or [] if isinstance(job, Mapping)]
-        groups = sorted({g for job in jobs for g in job_variables(job)[1]})
-        secret_env = any("$(" in s for job in jobs for step in _walk_steps(job) for s in _strings(step.get("env")))
-        if not (groups or secret_env):
+        held = [_azure_secrets(job) for job in stage.get("jobs") or [] if isinstance(job, Mapping)]
+        groups = sorted({g for job_groups, _ in held for g in job_groups})
+        if not (groups or any(in_env for _, in_env in held)):
             continue
         condition = str(stage.get("condition") or "succeeded()")
-        runs = [
-            (reason, branch)
-            for reason in REASONS
-            for branch in UNPROTECTED
-            for parameters in choices
-            if azure_condition(condition, {"Build.Reason": reason, "Build.SourceBranch": branch}, parameters)
-        ]
-        if runs:
-            reason, branch = runs[0]
-            held = ", ".join(groups) if groups else "secrets in its steps' env"
+        run = next(
+            (
+                (reason, branch)
+                for reason in REASONS
+                for branch in UNPROTECTED
+                for parameters in choices
+                if azure_condition(condition, {"Build.Reason": reason, "Build.SourceBranch": branch}, parameters)
+            ),
+            None,
+        )
+        if run is not None:
+            reason, branch = run
+            what = ", ".join(groups) if groups else "secrets in its steps' env"
             out.append(
-                f"{AZURE_FILE}: stage {stage.get('stage')!r} gets {held} but also runs for {branch} ({reason}); "
+                f"{AZURE_FILE}: stage {stage.get('stage')!r} gets {what} but also runs for {branch} ({reason}); "
                 f"give it a condition on {', '.join(b.removeprefix('refs/heads/') for b in PROTECTED)} "
                 "(and Branch control on the variable groups: cicd/README.md, Azure Pipelines)"
             )
@@ -396,8 +405,7 @@ def azure_privilege_problems(doc: Mapping[str, Any]) -> list[str]:
         steps = list(_walk_steps(job))
         sessions = [s for step in steps for s in nox_steps(str(step.get("script", "")))]
         read_only = _read_only(sessions)
-        _, groups = job_variables(job)
-        secret_env = any("$(" in s for step in steps for s in _strings(step.get("env")))
+        groups, secret_env = _azure_secrets(job)
         if read_only and (groups or secret_env):
             out.append(f"{where} runs any branch's code (read-only sessions) and must get no variable group or secret")
         for step in steps:

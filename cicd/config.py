@@ -613,10 +613,11 @@ def _check_environments(r: _Reader, environments: Mapping[str, Environment], bra
                 f"environments.{env.name}.metrics_bind",
                 "is served by the proxy; set proxy: true (without one the service's own port answers /metrics)",
             )
-    scraped = [(e.name, e.metrics_bind) for e in environments.values() if e.metrics_bind]
-    for name, address in scraped:
+    scraped = {e.name: e.metrics_bind for e in environments.values() if e.metrics_bind}
+    addresses = list(scraped.values())
+    for name, address in scraped.items():
         port = int(address.rsplit(":", 1)[1])
-        if port in ports or port in behind or [a for _, a in scraped].count(address) > 1:
+        if port in ports or port in behind or addresses.count(address) > 1:
             raise r.fail(
                 f"environments.{name}.metrics_bind",
                 f"{address} is taken by an environment's port, a colour's or another metrics_bind; give it a free one",
